@@ -1,0 +1,1 @@
+//! Gossip (placeholder, being written).
