@@ -15,5 +15,6 @@ pub mod crypto;
 pub mod error;
 pub mod frame;
 pub mod gossip;
+pub mod pki;
 
 pub use error::{Error, Result};
