@@ -11,6 +11,15 @@ pub enum Error {
     /// A frame on the wire was malformed, oversized or of an unknown version.
     #[error("frame: {0}")]
     Frame(#[from] FrameError),
+    /// A certificate or chain was refused or could not be built.
+    #[error("certificate: {0}")]
+    Certificate(#[from] crate::pki::CertificateError),
+    /// A gossip message was malformed or refused.
+    #[error("gossip: {0}")]
+    Gossip(#[from] crate::gossip::GossipError),
+    /// The configuration is inconsistent; the message says what to change.
+    #[error("configuration: {0}")]
+    Config(String),
     /// Reading or writing a local file failed.
     #[error("{context}: {source}")]
     Io {

@@ -16,5 +16,6 @@ pub mod error;
 pub mod frame;
 pub mod gossip;
 pub mod pki;
+pub mod tls;
 
 pub use error::{Error, Result};
