@@ -12,10 +12,12 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod gossip;
 pub mod pki;
 pub mod tls;
 
+pub use endpoint::{Connection, Endpoint, EndpointConfig, Incoming};
 pub use error::{Error, Result};

@@ -1,0 +1,9 @@
+//! `stoq keygen` (being written).
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {}
+
+pub(crate) fn run(_args: Args, _json: bool) -> anyhow::Result<()> {
+    anyhow::bail!("not yet written")
+}

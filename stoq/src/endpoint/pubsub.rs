@@ -1,0 +1,158 @@
+//! The async shell around [`GossipCore`]: feeds it frames from peers and
+//! carries out its effects (send to a peer's message stream, deliver to
+//! local subscribers).
+
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+use crate::crypto::NodeId;
+use crate::frame::{Frame, FrameKind};
+use crate::gossip::{Effect, GossipConfig, GossipCore, GossipWire, MessageId};
+use crate::Result;
+
+/// A message delivered to a local subscriber.
+#[derive(Debug, Clone)]
+pub struct GossipMessage {
+    /// Its topic.
+    pub topic: String,
+    /// Its id (de-duplication key).
+    pub id: MessageId,
+    /// The publisher's node id bytes.
+    pub origin: Bytes,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// Capacity of each subscriber's queue; a subscriber that falls this far
+/// behind loses messages (counted) rather than stalling the mesh.
+const SUBSCRIBER_QUEUE: usize = 4096;
+
+struct PeerLink {
+    conn_id: usize,
+    outbound: mpsc::Sender<Frame>,
+}
+
+/// Publish/subscribe over every connection of an endpoint.
+pub struct Gossip {
+    core: Mutex<GossipCore<NodeId>>,
+    peers: Mutex<HashMap<NodeId, PeerLink>>,
+    subscribers: Mutex<HashMap<String, Vec<mpsc::Sender<GossipMessage>>>>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Gossip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gossip").finish_non_exhaustive()
+    }
+}
+
+impl Gossip {
+    pub(crate) fn new(local: NodeId, config: GossipConfig) -> Self {
+        let seed = rand::random();
+        Gossip {
+            core: Mutex::new(GossipCore::new(Bytes::copy_from_slice(&local.0), config, seed)),
+            peers: Mutex::new(HashMap::new()),
+            subscribers: Mutex::new(HashMap::new()),
+            dropped: Default::default(),
+        }
+    }
+
+    /// Subscribes to `topic`; messages published by others arrive on the
+    /// returned receiver, each exactly once.
+    pub fn subscribe(&self, topic: &str) -> Result<mpsc::Receiver<GossipMessage>> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let effects = {
+            let mut core = lock(&self.core);
+            if core.is_subscribed(topic) {
+                Vec::new()
+            } else {
+                core.subscribe(topic)?
+            }
+        };
+        lock(&self.subscribers).entry(topic.to_string()).or_default().push(tx);
+        self.run(effects);
+        Ok(rx)
+    }
+
+    /// Publishes `payload` on `topic` to the mesh (not delivered locally).
+    pub fn publish(&self, topic: &str, payload: Bytes) -> Result<MessageId> {
+        let (id, effects) = lock(&self.core).publish(topic, payload, Instant::now())?;
+        self.run(effects);
+        Ok(id)
+    }
+
+    /// Counters of the core, plus messages dropped at full queues.
+    pub fn stats(&self) -> (crate::gossip::GossipStats, u64) {
+        (lock(&self.core).stats(), self.dropped.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    pub(crate) fn add_peer(&self, node: NodeId, conn_id: usize, outbound: mpsc::Sender<Frame>) {
+        lock(&self.peers).insert(node, PeerLink { conn_id, outbound });
+        let effects = lock(&self.core).add_peer(node);
+        self.run(effects);
+    }
+
+    pub(crate) fn remove_peer(&self, node: &NodeId, conn_id: usize) {
+        let mut peers = lock(&self.peers);
+        if peers.get(node).is_some_and(|l| l.conn_id == conn_id) {
+            peers.remove(node);
+            lock(&self.core).remove_peer(node);
+        }
+    }
+
+    pub(crate) fn handle_frame(&self, from: NodeId, payload: Bytes) -> Result<()> {
+        let msg = GossipWire::decode(payload)?;
+        let effects = {
+            let mut core = lock(&self.core);
+            core.tick(Instant::now());
+            core.handle(from, msg, Instant::now())?
+        };
+        self.run(effects);
+        Ok(())
+    }
+
+    fn run(&self, effects: Vec<Effect<NodeId>>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for effect in effects {
+            match effect {
+                Effect::Send { to, msg } => {
+                    let mut buf = BytesMut::with_capacity(msg.encoded_len());
+                    if msg.encode(&mut buf).is_err() {
+                        continue;
+                    }
+                    let frame = Frame::new(FrameKind::Gossip, 0, buf.freeze());
+                    let peers = lock(&self.peers);
+                    if let Some(link) = peers.get(&to) {
+                        // A full link drops: gossip must never block the mesh.
+                        if link.outbound.try_send(frame).is_err() {
+                            self.dropped.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+                Effect::Deliver { topic, id, origin, payload } => {
+                    let mut subs = lock(&self.subscribers);
+                    if let Some(list) = subs.get_mut(&topic) {
+                        let msg = GossipMessage { topic: topic.clone(), id, origin, payload };
+                        list.retain(|tx| match tx.try_send(msg.clone()) {
+                            Ok(()) => true,
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                self.dropped.fetch_add(1, Relaxed);
+                                true
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (state stays consistent: every
+/// critical section here is a single call into the core or a map).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,230 @@
+//! Request/response RPC: one QUIC bidirectional stream per call, carrying
+//! one Request frame and one Response (or Error) frame.
+//!
+//! A stream per call gives each call its own flow control and no
+//! head-of-line blocking; cancellation is the stream's STOP_SENDING/RESET
+//! (dropping the call's future sends them, the server drops the handler's
+//! future on seeing them), and the frame id ties both frames to the call in
+//! logs.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::frame::{Frame, FrameDecoder, FrameKind};
+use crate::tls::PeerIdentity;
+
+/// Longest method name.
+pub const MAX_METHOD_LEN: usize = 64;
+/// Longest error message carried back to the caller.
+pub(crate) const MAX_ERROR_MESSAGE: usize = 1024;
+
+/// Why a call failed. Each variant crosses the wire with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    /// The peer serves no method of that name (code 1).
+    #[error("the peer has no method {0:?}")]
+    UnknownMethod(String),
+    /// The deadline passed before the response arrived (code 2).
+    #[error("deadline exceeded")]
+    DeadlineExceeded,
+    /// The call was cancelled (code 3).
+    #[error("call cancelled")]
+    Cancelled,
+    /// The request was malformed (code 4).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The handler failed (code 5).
+    #[error("internal error at the peer: {0}")]
+    Internal(String),
+    /// The peer is overloaded; retry later (code 6).
+    #[error("peer overloaded, retry later")]
+    Overloaded,
+    /// An application-defined error (codes 100 and up).
+    #[error("application error {code}: {message}")]
+    Application {
+        /// The application's code (>= 100).
+        code: u16,
+        /// Its message.
+        message: String,
+    },
+    /// The connection or stream failed locally (never sent).
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+impl RpcError {
+    /// The stable wire code.
+    pub fn code(&self) -> u16 {
+        match self {
+            RpcError::UnknownMethod(_) => 1,
+            RpcError::DeadlineExceeded => 2,
+            RpcError::Cancelled => 3,
+            RpcError::BadRequest(_) => 4,
+            RpcError::Internal(_) | RpcError::Transport(_) => 5,
+            RpcError::Overloaded => 6,
+            RpcError::Application { code, .. } => (*code).max(100),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            RpcError::UnknownMethod(m) | RpcError::BadRequest(m) | RpcError::Internal(m) | RpcError::Transport(m) => {
+                m.clone()
+            }
+            RpcError::Application { message, .. } => message.clone(),
+            _ => String::new(),
+        }
+    }
+
+    pub(crate) fn to_frame(&self, id: u64) -> Frame {
+        let mut msg = self.message();
+        truncate_utf8(&mut msg, MAX_ERROR_MESSAGE);
+        let mut b = BytesMut::with_capacity(2 + msg.len());
+        b.put_u16(self.code());
+        b.put_slice(msg.as_bytes());
+        Frame::new(FrameKind::Error, id, b.freeze())
+    }
+
+    pub(crate) fn from_payload(p: &[u8]) -> RpcError {
+        let Some((code, msg)) = p.split_first_chunk::<2>() else {
+            return RpcError::Transport("malformed error frame".into());
+        };
+        let message = String::from_utf8_lossy(&msg[..msg.len().min(MAX_ERROR_MESSAGE)]).into_owned();
+        match u16::from_be_bytes(*code) {
+            1 => RpcError::UnknownMethod(message),
+            2 => RpcError::DeadlineExceeded,
+            3 => RpcError::Cancelled,
+            4 => RpcError::BadRequest(message),
+            5 => RpcError::Internal(message),
+            6 => RpcError::Overloaded,
+            code @ 100.. => RpcError::Application { code, message },
+            other => RpcError::Internal(format!("unknown error code {other}: {message}")),
+        }
+    }
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+/// A request as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct RpcRequest {
+    /// The authenticated caller.
+    pub peer: PeerIdentity,
+    /// The method name.
+    pub method: String,
+    /// The request body.
+    pub body: Bytes,
+    /// How long the caller will wait.
+    pub deadline: Duration,
+}
+
+/// The future a handler returns.
+pub type RpcFuture = Pin<Box<dyn Future<Output = Result<Bytes, RpcError>> + Send>>;
+
+/// Serves one method. Implemented for any `Fn(RpcRequest) -> impl Future`.
+pub trait RpcHandler: Send + Sync + 'static {
+    /// Handles one call.
+    fn call(&self, req: RpcRequest) -> RpcFuture;
+}
+
+impl<F, Fut> RpcHandler for F
+where
+    F: Fn(RpcRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Bytes, RpcError>> + Send + 'static,
+{
+    fn call(&self, req: RpcRequest) -> RpcFuture {
+        Box::pin(self(req))
+    }
+}
+
+/// Request payload: `method_len (u8) | method | deadline_ms (u32) | body`.
+pub(crate) fn encode_request(id: u64, method: &str, deadline: Duration, body: Bytes) -> Result<Frame, RpcError> {
+    if method.is_empty() || method.len() > MAX_METHOD_LEN {
+        return Err(RpcError::BadRequest(format!("method name must be 1..={MAX_METHOD_LEN} bytes")));
+    }
+    let mut b = BytesMut::with_capacity(1 + method.len() + 4 + body.len());
+    b.put_u8(method.len() as u8);
+    b.put_slice(method.as_bytes());
+    b.put_u32(deadline.as_millis().min(u32::MAX as u128) as u32);
+    b.put_slice(&body);
+    Ok(Frame::new(FrameKind::Request, id, b.freeze()))
+}
+
+/// Parses a request payload; the body is a zero-copy slice.
+pub(crate) fn decode_request(payload: &Bytes) -> Result<(String, Duration, Bytes), RpcError> {
+    let bad = |m: &str| RpcError::BadRequest(m.to_string());
+    let len = *payload.first().ok_or_else(|| bad("empty request"))? as usize;
+    if len == 0 || len > MAX_METHOD_LEN {
+        return Err(bad("method name length out of range"));
+    }
+    let method = payload.get(1..1 + len).ok_or_else(|| bad("truncated method name"))?;
+    let method = std::str::from_utf8(method).map_err(|_| bad("method name is not UTF-8"))?.to_string();
+    let dl = payload.get(1 + len..5 + len).ok_or_else(|| bad("truncated deadline"))?;
+    let deadline = Duration::from_millis(u32::from_be_bytes([dl[0], dl[1], dl[2], dl[3]]) as u64);
+    Ok((method, deadline, payload.slice(5 + len..)))
+}
+
+/// Reads exactly one frame from a stream, with the decoder's size limit.
+pub(crate) async fn read_one_frame(recv: &mut quinn::RecvStream, max_len: usize) -> Result<Frame, RpcError> {
+    let mut decoder = FrameDecoder::new(max_len);
+    loop {
+        if let Some(frame) = decoder.next_frame().map_err(|e| RpcError::BadRequest(e.to_string()))? {
+            return Ok(frame);
+        }
+        match recv.read_chunk(decoder.read_limit().max(1), true).await {
+            Ok(Some(chunk)) => decoder.push(chunk.bytes),
+            Ok(None) => return Err(RpcError::Transport("stream ended before a complete frame".into())),
+            Err(quinn::ReadError::Reset(_)) => return Err(RpcError::Cancelled),
+            Err(e) => return Err(RpcError::Transport(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip_and_refusals() {
+        let f = encode_request(7, "echo", Duration::from_millis(1500), Bytes::from_static(b"hi")).unwrap();
+        assert_eq!(f.kind, FrameKind::Request);
+        let (m, d, b) = decode_request(&f.payload).unwrap();
+        assert_eq!((m.as_str(), d, &b[..]), ("echo", Duration::from_millis(1500), &b"hi"[..]));
+        assert!(encode_request(1, "", Duration::ZERO, Bytes::new()).is_err());
+        assert!(encode_request(1, &"x".repeat(65), Duration::ZERO, Bytes::new()).is_err());
+        for bad in [&b""[..], b"\x00", b"\x05ab", b"\x02\xff\xfe\x00\x00\x00\x01", b"\x01a\x00"] {
+            assert!(matches!(decode_request(&Bytes::copy_from_slice(bad)), Err(RpcError::BadRequest(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_keep_their_codes_across_the_wire() {
+        let all = [
+            RpcError::UnknownMethod("m".into()),
+            RpcError::DeadlineExceeded,
+            RpcError::Cancelled,
+            RpcError::BadRequest("b".into()),
+            RpcError::Internal("i".into()),
+            RpcError::Overloaded,
+            RpcError::Application { code: 404, message: "nope".into() },
+        ];
+        for e in all {
+            let f = e.to_frame(3);
+            assert_eq!(RpcError::from_payload(&f.payload), e);
+        }
+        let long = RpcError::Internal("é".repeat(2000));
+        let f = long.to_frame(1);
+        assert!(f.payload.len() <= 2 + MAX_ERROR_MESSAGE);
+        assert!(matches!(RpcError::from_payload(&[1]), RpcError::Transport(_)));
+    }
+}
