@@ -38,7 +38,9 @@ struct PeerLink {
 /// Publish/subscribe over every connection of an endpoint.
 pub struct Gossip {
     core: Mutex<GossipCore<NodeId>>,
-    peers: Mutex<HashMap<NodeId, PeerLink>>,
+    /// Live links per peer node, newest last (two nodes that dial each
+    /// other have two connections; gossip uses the newest live one).
+    peers: Mutex<HashMap<NodeId, Vec<PeerLink>>>,
     subscribers: Mutex<HashMap<String, Vec<mpsc::Sender<GossipMessage>>>>,
     dropped: std::sync::atomic::AtomicU64,
 }
@@ -90,16 +92,25 @@ impl Gossip {
     }
 
     pub(crate) fn add_peer(&self, node: NodeId, conn_id: usize, outbound: mpsc::Sender<Frame>) {
-        lock(&self.peers).insert(node, PeerLink { conn_id, outbound });
-        let effects = lock(&self.core).add_peer(node);
+        let first = {
+            let mut peers = lock(&self.peers);
+            let links = peers.entry(node).or_default();
+            links.push(PeerLink { conn_id, outbound });
+            links.len() == 1
+        };
+        // A second link to a known peer changes nothing in the core.
+        let effects = if first { lock(&self.core).add_peer(node) } else { Vec::new() };
         self.run(effects);
     }
 
     pub(crate) fn remove_peer(&self, node: &NodeId, conn_id: usize) {
         let mut peers = lock(&self.peers);
-        if peers.get(node).is_some_and(|l| l.conn_id == conn_id) {
-            peers.remove(node);
-            lock(&self.core).remove_peer(node);
+        if let Some(links) = peers.get_mut(node) {
+            links.retain(|l| l.conn_id != conn_id);
+            if links.is_empty() {
+                peers.remove(node);
+                lock(&self.core).remove_peer(node);
+            }
         }
     }
 
@@ -125,7 +136,7 @@ impl Gossip {
                     }
                     let frame = Frame::new(FrameKind::Gossip, 0, buf.freeze());
                     let peers = lock(&self.peers);
-                    if let Some(link) = peers.get(&to) {
+                    if let Some(link) = peers.get(&to).and_then(|links| links.last()) {
                         // A full link drops: gossip must never block the mesh.
                         if link.outbound.try_send(frame).is_err() {
                             self.dropped.fetch_add(1, Relaxed);
