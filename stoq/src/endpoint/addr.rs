@@ -19,7 +19,10 @@ pub fn require_ipv6(addr: SocketAddr) -> Result<SocketAddr> {
 /// IPv4 traffic even on `[::]`.
 pub fn bind_ipv6_udp(addr: SocketAddr) -> Result<std::net::UdpSocket> {
     let addr = require_ipv6(addr)?;
-    let io = |source| Error::Io { context: format!("binding UDP {addr}"), source };
+    let io = |source| Error::Io {
+        context: format!("binding UDP {addr}"),
+        source,
+    };
     let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).map_err(io)?;
     socket.set_only_v6(true).map_err(io)?;
     socket.bind(&addr.into()).map_err(io)?;
@@ -39,10 +42,18 @@ mod tests {
 
     #[test]
     fn ipv4_and_mapped_addresses_are_refused() {
-        assert!(matches!(require_ipv6("127.0.0.1:1".parse().unwrap()), Err(Error::Ipv4Refused(_))));
-        assert!(matches!(require_ipv6("[::ffff:127.0.0.1]:1".parse().unwrap()), Err(Error::Ipv4Refused(_))));
+        assert!(matches!(
+            require_ipv6("127.0.0.1:1".parse().unwrap()),
+            Err(Error::Ipv4Refused(_))
+        ));
+        assert!(matches!(
+            require_ipv6("[::ffff:127.0.0.1]:1".parse().unwrap()),
+            Err(Error::Ipv4Refused(_))
+        ));
         require_ipv6("[::1]:1".parse().unwrap()).unwrap();
-        let msg = require_ipv6("10.0.0.1:5".parse().unwrap()).unwrap_err().to_string();
+        let msg = require_ipv6("10.0.0.1:5".parse().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("IPv6"), "{msg}");
     }
 

@@ -91,7 +91,11 @@ pub struct Reconnect {
 
 impl Default for Reconnect {
     fn default() -> Self {
-        Reconnect { max_attempts: 5, initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5) }
+        Reconnect {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
     }
 }
 
@@ -148,9 +152,16 @@ mod tests {
         let text = toml::to_string(&cfg).unwrap();
         let back: EndpointConfig = toml::from_str(&text).unwrap();
         assert_eq!(back, cfg);
-        let partial: EndpointConfig = toml::from_str("listen = \"[::1]:4433\"\n[limits]\nmax_frame_len = 1024\n").unwrap();
+        let partial: EndpointConfig =
+            toml::from_str("listen = \"[::1]:4433\"\n[limits]\nmax_frame_len = 1024\n").unwrap();
         assert_eq!(partial.limits.max_frame_len, 1024);
-        assert_eq!(partial.limits.max_concurrent_bidi_streams, Limits::default().max_concurrent_bidi_streams);
-        assert!(toml::from_str::<EndpointConfig>("bogus = 1").is_err(), "unknown keys are refused");
+        assert_eq!(
+            partial.limits.max_concurrent_bidi_streams,
+            Limits::default().max_concurrent_bidi_streams
+        );
+        assert!(
+            toml::from_str::<EndpointConfig>("bogus = 1").is_err(),
+            "unknown keys are refused"
+        );
     }
 }

@@ -52,20 +52,36 @@ impl Connection {
     pub(crate) fn establish(quic: quinn::Connection, shared: Arc<Shared>) -> Result<Self> {
         let chain = quic
             .peer_identity()
-            .and_then(|any| any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+            .and_then(|any| {
+                any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                    .ok()
+            })
             .ok_or_else(|| Error::Config("peer presented no certificate chain".into()))?;
         let peer = PeerIdentity::from_chain(&chain)?;
         let (outbound, outbound_rx) = mpsc::channel(OUTBOUND_QUEUE);
         let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let conn = Connection {
-            inner: Arc::new(ConnectionInner { id, quic, peer, outbound, next_request: AtomicU64::new(1), shared }),
+            inner: Arc::new(ConnectionInner {
+                id,
+                quic,
+                peer,
+                outbound,
+                next_request: AtomicU64::new(1),
+                shared,
+            }),
         };
         let shared = &conn.inner.shared;
         shared.metrics.connections_established.inc();
         shared.metrics.connections_open.inc();
         super::pubsub::lock(&shared.connections).insert(id, conn.clone());
-        shared.gossip.add_peer(conn.peer().node_id(), id, conn.inner.outbound.clone());
-        tokio::spawn(write_messages(conn.inner.quic.clone(), outbound_rx, shared.clone()));
+        shared
+            .gossip
+            .add_peer(conn.peer().node_id(), id, conn.inner.outbound.clone());
+        tokio::spawn(write_messages(
+            conn.inner.quic.clone(),
+            outbound_rx,
+            shared.clone(),
+        ));
         tokio::spawn(conn.clone().drive());
         debug!(peer = %conn.peer().node_id().short(), remote = %conn.remote_address(), "connection established");
         Ok(conn)
@@ -98,30 +114,50 @@ impl Connection {
 
     /// Closes the connection.
     pub fn close(&self, reason: &str) {
-        self.inner.quic.close(CLOSE_NORMAL.into(), reason.as_bytes());
+        self.inner
+            .quic
+            .close(CLOSE_NORMAL.into(), reason.as_bytes());
     }
 
     /// Calls `method` on the peer with `body`, waiting at most `deadline`
     /// (the endpoint's default when `None`). Dropping the returned future
     /// cancels the call at the peer too.
-    pub async fn call(&self, method: &str, body: Bytes, deadline: Option<Duration>) -> Result<Bytes, RpcError> {
+    pub async fn call(
+        &self,
+        method: &str,
+        body: Bytes,
+        deadline: Option<Duration>,
+    ) -> Result<Bytes, RpcError> {
         let deadline = deadline.unwrap_or(self.inner.shared.config.timeouts.rpc_default_deadline);
         let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
         let frame = encode_request(id, method, deadline, body)?;
         let max = self.inner.shared.config.limits.max_frame_len;
         let exchange = async {
-            let (mut send, mut recv) =
-                self.inner.quic.open_bi().await.map_err(|e| RpcError::Transport(e.to_string()))?;
-            send.write_chunk(encode(&frame)).await.map_err(|e| RpcError::Transport(e.to_string()))?;
+            let (mut send, mut recv) = self
+                .inner
+                .quic
+                .open_bi()
+                .await
+                .map_err(|e| RpcError::Transport(e.to_string()))?;
+            send.write_chunk(encode(&frame))
+                .await
+                .map_err(|e| RpcError::Transport(e.to_string()))?;
             let _ = send.finish();
             // If this future is dropped here (deadline, caller gave up), the
             // dropped RecvStream sends STOP_SENDING and the peer drops its
             // handler: that is the cancellation signal.
-            let response = read_one_frame(&mut recv, max).await?;
+            let response = read_one_frame(&mut recv, max, &mut 0).await?;
             match response.kind {
                 FrameKind::Response if response.id == id => Ok(response.payload),
-                FrameKind::Error if response.id == id => Err(RpcError::from_payload(&response.payload)),
-                _ => Err(RpcError::Transport(format!("unexpected {:?} frame in reply to call {id}", response.kind))),
+                // Id 0: the peer could not parse our request far enough to
+                // know its id; the stream is this call's alone, so it is ours.
+                FrameKind::Error if response.id == id || response.id == 0 => {
+                    Err(RpcError::from_payload(&response.payload))
+                }
+                _ => Err(RpcError::Transport(format!(
+                    "unexpected {:?} frame in reply to call {id}",
+                    response.kind
+                ))),
             }
         };
         match tokio::time::timeout(deadline, exchange).await {
@@ -136,22 +172,32 @@ impl Connection {
     pub async fn send_message(&self, payload: Bytes) -> Result<()> {
         let max = self.inner.shared.config.limits.max_frame_len;
         if payload.len() > max {
-            return Err(Error::Frame(crate::frame::FrameError::Oversized { len: payload.len() as u64, max }));
+            return Err(Error::Frame(crate::frame::FrameError::Oversized {
+                len: payload.len() as u64,
+                max,
+            }));
         }
         self.inner
             .outbound
             .send(Frame::new(FrameKind::Message, 0, payload))
             .await
-            .map_err(|_| Error::Connection { peer: self.remote_address(), reason: "connection closed".into(), retryable: true })
+            .map_err(|_| Error::Connection {
+                peer: self.remote_address(),
+                reason: "connection closed".into(),
+                retryable: true,
+            })
     }
 
     /// Sends an unreliable datagram (may be lost, duplicated or reordered).
     pub fn send_datagram(&self, payload: Bytes) -> Result<()> {
-        self.inner.quic.send_datagram(payload).map_err(|e| Error::Connection {
-            peer: self.remote_address(),
-            reason: format!("datagram not sent: {e}"),
-            retryable: false,
-        })
+        self.inner
+            .quic
+            .send_datagram(payload)
+            .map_err(|e| Error::Connection {
+                peer: self.remote_address(),
+                reason: format!("datagram not sent: {e}"),
+                retryable: false,
+            })
     }
 
     /// Largest datagram the path currently carries.
@@ -189,7 +235,9 @@ impl Connection {
         };
         debug!(peer = %self.peer().node_id().short(), %reason, "connection ended");
         let shared = &self.inner.shared;
-        shared.gossip.remove_peer(&self.peer().node_id(), self.inner.id);
+        shared
+            .gossip
+            .remove_peer(&self.peer().node_id(), self.inner.id);
         super::pubsub::lock(&shared.connections).remove(&self.inner.id);
         shared.metrics.connections_open.dec();
     }
@@ -198,18 +246,27 @@ impl Connection {
     async fn serve_call(self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
         let shared = self.inner.shared.clone();
         let limits = &shared.config.limits;
-        let read = tokio::time::timeout(shared.config.timeouts.rpc_request_read, read_one_frame(&mut recv, limits.max_frame_len));
-        let (id, result) = match read.await {
-            Err(_) => (0, Err(RpcError::DeadlineExceeded)),
-            Ok(Err(e)) => {
-                shared.metrics.frames_rejected.inc();
-                (0, Err(e))
-            }
-            Ok(Ok(frame)) if frame.kind != FrameKind::Request => {
-                (frame.id, Err(RpcError::BadRequest(format!("expected a request frame, got {:?}", frame.kind))))
-            }
-            Ok(Ok(frame)) => (frame.id, self.dispatch(frame.id, &frame.payload, &mut send).await),
-        };
+        let mut header_id = 0;
+        let read = read_one_frame(&mut recv, limits.max_frame_len, &mut header_id);
+        let (id, result) =
+            match tokio::time::timeout(shared.config.timeouts.rpc_request_read, read).await {
+                Err(_) => (header_id, Err(RpcError::DeadlineExceeded)),
+                Ok(Err(e)) => {
+                    shared.metrics.frames_rejected.inc();
+                    (header_id, Err(e))
+                }
+                Ok(Ok(frame)) if frame.kind != FrameKind::Request => (
+                    frame.id,
+                    Err(RpcError::BadRequest(format!(
+                        "expected a request frame, got {:?}",
+                        frame.kind
+                    ))),
+                ),
+                Ok(Ok(frame)) => (
+                    frame.id,
+                    self.dispatch(frame.id, &frame.payload, &mut send).await,
+                ),
+            };
         if matches!(result, Err(RpcError::Cancelled)) {
             return;
         }
@@ -226,11 +283,28 @@ impl Connection {
         }
     }
 
-    async fn dispatch(&self, id: u64, payload: &Bytes, send: &mut quinn::SendStream) -> Result<Bytes, RpcError> {
+    async fn dispatch(
+        &self,
+        id: u64,
+        payload: &Bytes,
+        send: &mut quinn::SendStream,
+    ) -> Result<Bytes, RpcError> {
         let (method, deadline, body) = decode_request(payload)?;
-        let handler = self.inner.shared.handlers.read().unwrap_or_else(|p| p.into_inner()).get(&method).cloned();
+        let handler = self
+            .inner
+            .shared
+            .handlers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&method)
+            .cloned();
         let handler = handler.ok_or_else(|| RpcError::UnknownMethod(method.clone()))?;
-        let request = RpcRequest { peer: self.peer().clone(), method, body, deadline };
+        let request = RpcRequest {
+            peer: self.peer().clone(),
+            method,
+            body,
+            deadline,
+        };
         tokio::select! {
             r = tokio::time::timeout(deadline, handler.call(request)) => r.unwrap_or(Err(RpcError::DeadlineExceeded)),
             // The caller gave up (STOP_SENDING): drop the handler's future.
@@ -254,10 +328,7 @@ impl Connection {
                         }
                     }
                     Ok(None) => break,
-                    Err(e) => {
-                        shared.metrics.frames_rejected.inc();
-                        return self.protocol_error(&e.to_string());
-                    }
+                    Err(e) => return self.protocol_error(&e.to_string()),
                 }
             }
             match recv.read_chunk(decoder.read_limit().max(1), true).await {
@@ -277,7 +348,10 @@ impl Connection {
         let shared = &self.inner.shared;
         match frame.kind {
             FrameKind::Gossip => {
-                if let Err(e) = shared.gossip.handle_frame(self.peer().node_id(), frame.payload) {
+                if let Err(e) = shared
+                    .gossip
+                    .handle_frame(self.peer().node_id(), frame.payload)
+                {
                     // A bad gossip message is dropped; the link stays up.
                     warn!(peer = %self.peer().node_id().short(), error = %e, "gossip message refused");
                 }
@@ -285,7 +359,13 @@ impl Connection {
             }
             FrameKind::Message => {
                 shared.metrics.messages_received.inc();
-                let _ = shared.events.send(Incoming::Message { from: self.peer().clone(), payload: frame.payload }).await;
+                let _ = shared
+                    .events
+                    .send(Incoming::Message {
+                        from: self.peer().clone(),
+                        payload: frame.payload,
+                    })
+                    .await;
                 Ok(())
             }
             other => Err(format!("{other:?} frame on a message stream")),
@@ -293,8 +373,12 @@ impl Connection {
     }
 
     fn protocol_error(&self, reason: &str) {
+        self.inner.shared.metrics.frames_rejected.inc();
         warn!(peer = %self.peer().node_id().short(), reason, "closing connection: protocol error");
-        self.inner.quic.close(CLOSE_PROTOCOL_ERROR.into(), format!("protocol error: {reason}").as_bytes());
+        self.inner.quic.close(
+            CLOSE_PROTOCOL_ERROR.into(),
+            format!("protocol error: {reason}").as_bytes(),
+        );
     }
 }
 
@@ -306,7 +390,11 @@ fn encode(frame: &Frame) -> Bytes {
 
 /// Drains a connection's outbound queue into one unidirectional stream,
 /// batching whatever is queued into a single write.
-async fn write_messages(quic: quinn::Connection, mut rx: mpsc::Receiver<Frame>, shared: Arc<Shared>) {
+async fn write_messages(
+    quic: quinn::Connection,
+    mut rx: mpsc::Receiver<Frame>,
+    shared: Arc<Shared>,
+) {
     let mut batcher = FrameBatcher::new(shared.pool.clone());
     let mut stream: Option<quinn::SendStream> = None;
     while let Some(frame) = rx.recv().await {

@@ -40,35 +40,79 @@ fn alert_hint(alert: u8) -> &'static str {
     }
 }
 
+/// What our own refusal of a peer most likely means.
+fn local_hint(alert: u8) -> &'static str {
+    match alert {
+        0x30 => "the peer's certificate is not issued by a root in our trust bundle",
+        0x2d => "the peer's certificate has expired (or our clock is wrong)",
+        0x2a => "the peer's certificate is not valid for the name we dialled, or not for this use",
+        0x2c => "the peer's certificate is revoked",
+        0x28 => "no common key exchange group or signature scheme with the peer",
+        _ => "see the reason above",
+    }
+}
+
 fn crypto_alert(code: quinn::TransportErrorCode) -> Option<u8> {
     let code = u64::from(code);
-    (0x100..0x200).contains(&code).then_some((code - 0x100) as u8)
+    (0x100..0x200).contains(&code).then(|| (code - 0x100) as u8)
 }
 
 /// Maps a failed connection attempt or a dropped connection.
 pub(crate) fn connection_error(peer: SocketAddr, e: quinn::ConnectionError) -> Error {
     use quinn::ConnectionError as C;
     match e {
+        // A transport error with a TLS alert is our own verdict on the peer.
         C::TransportError(te) => match crypto_alert(te.code) {
             Some(alert) => Error::Handshake {
                 peer,
-                reason: format!("TLS {} ({}): {}", alert_name(alert), te.reason, alert_hint(alert)),
+                reason: format!(
+                    "we refused the peer ({}): {}: {}",
+                    alert_name(alert),
+                    te.reason,
+                    local_hint(alert)
+                ),
             },
-            None => Error::Connection { peer, reason: te.to_string(), retryable: false },
+            None => Error::Connection {
+                peer,
+                reason: te.to_string(),
+                retryable: false,
+            },
         },
         C::ConnectionClosed(cc) => match crypto_alert(cc.error_code) {
             Some(alert) => Error::Handshake {
                 peer,
-                reason: format!("peer refused the handshake with TLS alert {}: {}", alert_name(alert), alert_hint(alert)),
+                reason: format!(
+                    "peer refused the handshake with TLS alert {}: {}",
+                    alert_name(alert),
+                    alert_hint(alert)
+                ),
             },
-            None => Error::Connection { peer, reason: format!("closed by peer: {cc}"), retryable: true },
+            None => Error::Connection {
+                peer,
+                reason: format!("closed by peer: {cc}"),
+                retryable: true,
+            },
         },
-        C::TimedOut => Error::Connection { peer, reason: "timed out (is the peer up and reachable over IPv6?)".into(), retryable: true },
-        C::Reset => Error::Connection { peer, reason: "reset by peer".into(), retryable: true },
-        C::ApplicationClosed(_) => {
-            Error::Connection { peer, reason: e.to_string(), retryable: true }
-        }
-        other => Error::Connection { peer, reason: other.to_string(), retryable: false },
+        C::TimedOut => Error::Connection {
+            peer,
+            reason: "timed out (is the peer up and reachable over IPv6?)".into(),
+            retryable: true,
+        },
+        C::Reset => Error::Connection {
+            peer,
+            reason: "reset by peer".into(),
+            retryable: true,
+        },
+        C::ApplicationClosed(_) => Error::Connection {
+            peer,
+            reason: e.to_string(),
+            retryable: true,
+        },
+        other => Error::Connection {
+            peer,
+            reason: other.to_string(),
+            retryable: false,
+        },
     }
 }
 
@@ -85,7 +129,26 @@ mod tests {
             reason: Default::default(),
         });
         let msg = connection_error(peer, cc).to_string();
-        assert!(msg.contains("handshake_failure") && msg.contains("X25519MLKEM768"), "{msg}");
-        assert!(matches!(connection_error(peer, quinn::ConnectionError::TimedOut), Error::Connection { retryable: true, .. }));
+        assert!(
+            msg.contains("handshake_failure") && msg.contains("X25519MLKEM768"),
+            "{msg}"
+        );
+        assert!(matches!(
+            connection_error(peer, quinn::ConnectionError::TimedOut),
+            Error::Connection {
+                retryable: true,
+                ..
+            }
+        ));
+        // Non-TLS close codes (e.g. CONNECTION_REFUSED = 0x2) are not alerts.
+        let refused = quinn::ConnectionError::ConnectionClosed(quinn_proto::ConnectionClose {
+            error_code: quinn::TransportErrorCode::CONNECTION_REFUSED,
+            frame_type: None,
+            reason: Default::default(),
+        });
+        assert!(matches!(
+            connection_error(peer, refused),
+            Error::Connection { .. }
+        ));
     }
 }

@@ -33,15 +33,51 @@ impl Metrics {
     /// Registers every metric under the `stoq` prefix.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("stoq");
-        r.register("connections_established", "Handshakes completed", self.connections_established.clone());
-        r.register("connections_rate_limited", "Connections refused by the per-/64 limiter", self.connections_rate_limited.clone());
-        r.register("connections_over_limit", "Connections refused at the connection limit", self.connections_over_limit.clone());
-        r.register("handshake_failures", "Failed handshakes", self.handshake_failures.clone());
-        r.register("connections_open", "Open connections", self.connections_open.clone());
+        r.register(
+            "connections_established",
+            "Handshakes completed",
+            self.connections_established.clone(),
+        );
+        r.register(
+            "connections_rate_limited",
+            "Connections refused by the per-/64 limiter",
+            self.connections_rate_limited.clone(),
+        );
+        r.register(
+            "connections_over_limit",
+            "Connections refused at the connection limit",
+            self.connections_over_limit.clone(),
+        );
+        r.register(
+            "handshake_failures",
+            "Failed handshakes",
+            self.handshake_failures.clone(),
+        );
+        r.register(
+            "connections_open",
+            "Open connections",
+            self.connections_open.clone(),
+        );
         r.register("rpc_served", "RPC requests served", self.rpc_served.clone());
-        r.register("rpc_errors", "RPC requests answered with an error", self.rpc_errors.clone());
-        r.register("frames_rejected", "Malformed or oversized frames", self.frames_rejected.clone());
-        r.register("messages_received", "Application messages received", self.messages_received.clone());
-        r.register("datagrams_received", "Datagrams received", self.datagrams_received.clone());
+        r.register(
+            "rpc_errors",
+            "RPC requests answered with an error",
+            self.rpc_errors.clone(),
+        );
+        r.register(
+            "frames_rejected",
+            "Malformed or oversized frames",
+            self.frames_rejected.clone(),
+        );
+        r.register(
+            "messages_received",
+            "Application messages received",
+            self.messages_received.clone(),
+        );
+        r.register(
+            "datagrams_received",
+            "Datagrams received",
+            self.datagrams_received.clone(),
+        );
     }
 }

@@ -82,7 +82,10 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("node_id", &self.node_id).field("local", &self.quic.local_addr().ok()).finish()
+        f.debug_struct("Endpoint")
+            .field("node_id", &self.node_id)
+            .field("local", &self.quic.local_addr().ok())
+            .finish()
     }
 }
 
@@ -102,7 +105,10 @@ impl Endpoint {
             socket,
             Arc::new(quinn::TokioRuntime),
         )
-        .map_err(|source| Error::Io { context: "starting QUIC endpoint".into(), source })?;
+        .map_err(|source| Error::Io {
+            context: "starting QUIC endpoint".into(),
+            source,
+        })?;
         let mut client = quinn::ClientConfig::new(tls.quic_client_config()?);
         client.transport_config(transport);
         quic.set_default_client_config(client);
@@ -135,7 +141,10 @@ impl Endpoint {
 
     /// The bound address.
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.quic.local_addr().map_err(|source| Error::Io { context: "local address".into(), source })
+        self.quic.local_addr().map_err(|source| Error::Io {
+            context: "local address".into(),
+            source,
+        })
     }
 
     /// This endpoint's node id (of the certificate it was started with;
@@ -162,7 +171,11 @@ impl Endpoint {
 
     /// Serves `method` with `handler` on every connection.
     pub fn register<H: RpcHandler>(&self, method: &str, handler: H) {
-        self.shared.handlers.write().unwrap_or_else(|p| p.into_inner()).insert(method.to_string(), Arc::new(handler));
+        self.shared
+            .handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(method.to_string(), Arc::new(handler));
     }
 
     /// Publish/subscribe over all connections of this endpoint.
@@ -187,7 +200,10 @@ impl Endpoint {
 
     /// An open connection to `node`, if any.
     pub fn connection_to(&self, node: &NodeId) -> Option<Connection> {
-        lock(&self.shared.connections).values().find(|c| c.peer().node_id() == *node && !c.is_closed()).cloned()
+        lock(&self.shared.connections)
+            .values()
+            .find(|c| c.peer().node_id() == *node && !c.is_closed())
+            .cloned()
     }
 
     /// Connects to `addr`, expecting a certificate valid for `server_name`.
@@ -197,7 +213,11 @@ impl Endpoint {
     pub async fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Connection> {
         let addr = require_ipv6(addr)?;
         let key = (addr, server_name.to_string());
-        if let Some(c) = lock(&self.dialed).get(&key).filter(|c| !c.is_closed()).cloned() {
+        if let Some(c) = lock(&self.dialed)
+            .get(&key)
+            .filter(|c| !c.is_closed())
+            .cloned()
+        {
             return Ok(c);
         }
         let policy = &self.shared.config.reconnect;
@@ -222,11 +242,14 @@ impl Endpoint {
     }
 
     async fn dial_once(&self, addr: SocketAddr, server_name: &str) -> Result<Connection> {
-        let connecting = self.quic.connect(addr, server_name).map_err(|e| Error::Connection {
-            peer: addr,
-            reason: e.to_string(),
-            retryable: false,
-        })?;
+        let connecting = self
+            .quic
+            .connect(addr, server_name)
+            .map_err(|e| Error::Connection {
+                peer: addr,
+                reason: e.to_string(),
+                retryable: false,
+            })?;
         let timeout = self.shared.config.timeouts.handshake;
         let conn = match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(c)) => c,
@@ -236,7 +259,10 @@ impl Endpoint {
             }
             Err(_) => {
                 self.shared.metrics.handshake_failures.inc();
-                return Err(Error::Timeout { what: "handshake", after: timeout });
+                return Err(Error::Timeout {
+                    what: "handshake",
+                    after: timeout,
+                });
             }
         };
         Connection::establish(conn, self.shared.clone())
@@ -246,7 +272,8 @@ impl Endpoint {
     /// peers to be told.
     pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
-        self.quic.close(CLOSE_NORMAL.into(), b"endpoint shutting down");
+        self.quic
+            .close(CLOSE_NORMAL.into(), b"endpoint shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.quic.wait_idle()).await;
         lock(&self.shared.connections).clear();
         lock(&self.dialed).clear();
@@ -267,7 +294,10 @@ fn transport_config(config: &EndpointConfig) -> Result<quinn::TransportConfig> {
 
 async fn accept_loop(quic: quinn::Endpoint, shared: Arc<Shared>) {
     let limits = &shared.config.limits;
-    let mut limiter = PrefixRateLimiter::new(limits.new_connections_per_sec_per_prefix, limits.new_connection_burst_per_prefix);
+    let mut limiter = PrefixRateLimiter::new(
+        limits.new_connections_per_sec_per_prefix,
+        limits.new_connection_burst_per_prefix,
+    );
     loop {
         let incoming = tokio::select! {
             i = quic.accept() => match i { Some(i) => i, None => break },

@@ -55,7 +55,11 @@ impl Gossip {
     pub(crate) fn new(local: NodeId, config: GossipConfig) -> Self {
         let seed = rand::random();
         Gossip {
-            core: Mutex::new(GossipCore::new(Bytes::copy_from_slice(&local.0), config, seed)),
+            core: Mutex::new(GossipCore::new(
+                Bytes::copy_from_slice(&local.0),
+                config,
+                seed,
+            )),
             peers: Mutex::new(HashMap::new()),
             subscribers: Mutex::new(HashMap::new()),
             dropped: Default::default(),
@@ -74,7 +78,10 @@ impl Gossip {
                 core.subscribe(topic)?
             }
         };
-        lock(&self.subscribers).entry(topic.to_string()).or_default().push(tx);
+        lock(&self.subscribers)
+            .entry(topic.to_string())
+            .or_default()
+            .push(tx);
         self.run(effects);
         Ok(rx)
     }
@@ -88,7 +95,10 @@ impl Gossip {
 
     /// Counters of the core, plus messages dropped at full queues.
     pub fn stats(&self) -> (crate::gossip::GossipStats, u64) {
-        (lock(&self.core).stats(), self.dropped.load(std::sync::atomic::Ordering::Relaxed))
+        (
+            lock(&self.core).stats(),
+            self.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn add_peer(&self, node: NodeId, conn_id: usize, outbound: mpsc::Sender<Frame>) {
@@ -99,7 +109,11 @@ impl Gossip {
             links.len() == 1
         };
         // A second link to a known peer changes nothing in the core.
-        let effects = if first { lock(&self.core).add_peer(node) } else { Vec::new() };
+        let effects = if first {
+            lock(&self.core).add_peer(node)
+        } else {
+            Vec::new()
+        };
         self.run(effects);
     }
 
@@ -143,10 +157,20 @@ impl Gossip {
                         }
                     }
                 }
-                Effect::Deliver { topic, id, origin, payload } => {
+                Effect::Deliver {
+                    topic,
+                    id,
+                    origin,
+                    payload,
+                } => {
                     let mut subs = lock(&self.subscribers);
                     if let Some(list) = subs.get_mut(&topic) {
-                        let msg = GossipMessage { topic: topic.clone(), id, origin, payload };
+                        let msg = GossipMessage {
+                            topic: topic.clone(),
+                            id,
+                            origin,
+                            payload,
+                        };
                         list.retain(|tx| match tx.try_send(msg.clone()) {
                             Ok(()) => true,
                             Err(mpsc::error::TrySendError::Full(_)) => {

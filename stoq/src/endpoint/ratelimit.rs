@@ -16,7 +16,12 @@ pub struct PrefixRateLimiter {
 impl PrefixRateLimiter {
     /// A limiter allowing `rate` per second with bursts of `burst`.
     pub fn new(rate: f64, burst: f64) -> Self {
-        PrefixRateLimiter { rate: rate.max(0.0), burst: burst.max(1.0), buckets: HashMap::new(), max_keys: 65_536 }
+        PrefixRateLimiter {
+            rate: rate.max(0.0),
+            burst: burst.max(1.0),
+            buckets: HashMap::new(),
+            max_keys: 65_536,
+        }
     }
 
     /// Takes one token for `key` at `now`; false means refuse.
@@ -40,7 +45,9 @@ impl PrefixRateLimiter {
     /// Drops buckets that have refilled completely (they carry no state).
     fn forget_full(&mut self, now: Instant) {
         let (rate, burst) = (self.rate, self.burst);
-        self.buckets.retain(|_, (tokens, last)| *tokens + now.saturating_duration_since(*last).as_secs_f64() * rate < burst);
+        self.buckets.retain(|_, (tokens, last)| {
+            *tokens + now.saturating_duration_since(*last).as_secs_f64() * rate < burst
+        });
     }
 
     /// Number of tracked prefixes.
@@ -62,7 +69,10 @@ mod tests {
         assert!(!rl.allow(1, t0), "burst exhausted");
         assert!(rl.allow(2, t0), "another prefix is independent");
         assert!(!rl.allow(1, t0 + Duration::from_millis(400)));
-        assert!(rl.allow(1, t0 + Duration::from_millis(500)), "refilled one token at 2/s");
+        assert!(
+            rl.allow(1, t0 + Duration::from_millis(500)),
+            "refilled one token at 2/s"
+        );
     }
 
     #[test]

@@ -70,9 +70,10 @@ impl RpcError {
 
     fn message(&self) -> String {
         match self {
-            RpcError::UnknownMethod(m) | RpcError::BadRequest(m) | RpcError::Internal(m) | RpcError::Transport(m) => {
-                m.clone()
-            }
+            RpcError::UnknownMethod(m)
+            | RpcError::BadRequest(m)
+            | RpcError::Internal(m)
+            | RpcError::Transport(m) => m.clone(),
             RpcError::Application { message, .. } => message.clone(),
             _ => String::new(),
         }
@@ -91,7 +92,8 @@ impl RpcError {
         let Some((code, msg)) = p.split_first_chunk::<2>() else {
             return RpcError::Transport("malformed error frame".into());
         };
-        let message = String::from_utf8_lossy(&msg[..msg.len().min(MAX_ERROR_MESSAGE)]).into_owned();
+        let message =
+            String::from_utf8_lossy(&msg[..msg.len().min(MAX_ERROR_MESSAGE)]).into_owned();
         match u16::from_be_bytes(*code) {
             1 => RpcError::UnknownMethod(message),
             2 => RpcError::DeadlineExceeded,
@@ -148,9 +150,16 @@ where
 }
 
 /// Request payload: `method_len (u8) | method | deadline_ms (u32) | body`.
-pub(crate) fn encode_request(id: u64, method: &str, deadline: Duration, body: Bytes) -> Result<Frame, RpcError> {
+pub(crate) fn encode_request(
+    id: u64,
+    method: &str,
+    deadline: Duration,
+    body: Bytes,
+) -> Result<Frame, RpcError> {
     if method.is_empty() || method.len() > MAX_METHOD_LEN {
-        return Err(RpcError::BadRequest(format!("method name must be 1..={MAX_METHOD_LEN} bytes")));
+        return Err(RpcError::BadRequest(format!(
+            "method name must be 1..={MAX_METHOD_LEN} bytes"
+        )));
     }
     let mut b = BytesMut::with_capacity(1 + method.len() + 4 + body.len());
     b.put_u8(method.len() as u8);
@@ -167,23 +176,57 @@ pub(crate) fn decode_request(payload: &Bytes) -> Result<(String, Duration, Bytes
     if len == 0 || len > MAX_METHOD_LEN {
         return Err(bad("method name length out of range"));
     }
-    let method = payload.get(1..1 + len).ok_or_else(|| bad("truncated method name"))?;
-    let method = std::str::from_utf8(method).map_err(|_| bad("method name is not UTF-8"))?.to_string();
-    let dl = payload.get(1 + len..5 + len).ok_or_else(|| bad("truncated deadline"))?;
+    let method = payload
+        .get(1..1 + len)
+        .ok_or_else(|| bad("truncated method name"))?;
+    let method = std::str::from_utf8(method)
+        .map_err(|_| bad("method name is not UTF-8"))?
+        .to_string();
+    let dl = payload
+        .get(1 + len..5 + len)
+        .ok_or_else(|| bad("truncated deadline"))?;
     let deadline = Duration::from_millis(u32::from_be_bytes([dl[0], dl[1], dl[2], dl[3]]) as u64);
     Ok((method, deadline, payload.slice(5 + len..)))
 }
 
 /// Reads exactly one frame from a stream, with the decoder's size limit.
-pub(crate) async fn read_one_frame(recv: &mut quinn::RecvStream, max_len: usize) -> Result<Frame, RpcError> {
+/// `header_id` receives the frame id as soon as the header bytes holding it
+/// have arrived, so that a refusal can still name the call it refuses.
+pub(crate) async fn read_one_frame(
+    recv: &mut quinn::RecvStream,
+    max_len: usize,
+    header_id: &mut u64,
+) -> Result<Frame, RpcError> {
     let mut decoder = FrameDecoder::new(max_len);
+    let mut head = [0u8; 12];
+    let mut head_len = 0;
     loop {
-        if let Some(frame) = decoder.next_frame().map_err(|e| RpcError::BadRequest(e.to_string()))? {
+        if let Some(frame) = decoder
+            .next_frame()
+            .map_err(|e| RpcError::BadRequest(e.to_string()))?
+        {
             return Ok(frame);
         }
         match recv.read_chunk(decoder.read_limit().max(1), true).await {
-            Ok(Some(chunk)) => decoder.push(chunk.bytes),
-            Ok(None) => return Err(RpcError::Transport("stream ended before a complete frame".into())),
+            Ok(Some(chunk)) => {
+                if head_len < head.len() {
+                    let n = (head.len() - head_len).min(chunk.bytes.len());
+                    head[head_len..head_len + n].copy_from_slice(&chunk.bytes[..n]);
+                    head_len += n;
+                    if head_len == head.len() {
+                        *header_id = u64::from_be_bytes([
+                            head[4], head[5], head[6], head[7], head[8], head[9], head[10],
+                            head[11],
+                        ]);
+                    }
+                }
+                decoder.push(chunk.bytes)
+            }
+            Ok(None) => {
+                return Err(RpcError::Transport(
+                    "stream ended before a complete frame".into(),
+                ))
+            }
             Err(quinn::ReadError::Reset(_)) => return Err(RpcError::Cancelled),
             Err(e) => return Err(RpcError::Transport(e.to_string())),
         }
@@ -196,14 +239,35 @@ mod tests {
 
     #[test]
     fn request_round_trip_and_refusals() {
-        let f = encode_request(7, "echo", Duration::from_millis(1500), Bytes::from_static(b"hi")).unwrap();
+        let f = encode_request(
+            7,
+            "echo",
+            Duration::from_millis(1500),
+            Bytes::from_static(b"hi"),
+        )
+        .unwrap();
         assert_eq!(f.kind, FrameKind::Request);
         let (m, d, b) = decode_request(&f.payload).unwrap();
-        assert_eq!((m.as_str(), d, &b[..]), ("echo", Duration::from_millis(1500), &b"hi"[..]));
+        assert_eq!(
+            (m.as_str(), d, &b[..]),
+            ("echo", Duration::from_millis(1500), &b"hi"[..])
+        );
         assert!(encode_request(1, "", Duration::ZERO, Bytes::new()).is_err());
         assert!(encode_request(1, &"x".repeat(65), Duration::ZERO, Bytes::new()).is_err());
-        for bad in [&b""[..], b"\x00", b"\x05ab", b"\x02\xff\xfe\x00\x00\x00\x01", b"\x01a\x00"] {
-            assert!(matches!(decode_request(&Bytes::copy_from_slice(bad)), Err(RpcError::BadRequest(_))), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"\x00",
+            b"\x05ab",
+            b"\x02\xff\xfe\x00\x00\x00\x01",
+            b"\x01a\x00",
+        ] {
+            assert!(
+                matches!(
+                    decode_request(&Bytes::copy_from_slice(bad)),
+                    Err(RpcError::BadRequest(_))
+                ),
+                "{bad:?}"
+            );
         }
     }
 
@@ -216,7 +280,10 @@ mod tests {
             RpcError::BadRequest("b".into()),
             RpcError::Internal("i".into()),
             RpcError::Overloaded,
-            RpcError::Application { code: 404, message: "nope".into() },
+            RpcError::Application {
+                code: 404,
+                message: "nope".into(),
+            },
         ];
         for e in all {
             let f = e.to_frame(3);
@@ -225,6 +292,9 @@ mod tests {
         let long = RpcError::Internal("é".repeat(2000));
         let f = long.to_frame(1);
         assert!(f.payload.len() <= 2 + MAX_ERROR_MESSAGE);
-        assert!(matches!(RpcError::from_payload(&[1]), RpcError::Transport(_)));
+        assert!(matches!(
+            RpcError::from_payload(&[1]),
+            RpcError::Transport(_)
+        ));
     }
 }
