@@ -57,8 +57,8 @@ pub enum Error {
     Io {
         /// What we were doing, e.g. the path being read.
         context: String,
-        /// The underlying error.
-        #[source]
+        /// The underlying error (part of the message, so not also a
+        /// `source`: error chains would print it twice).
         source: std::io::Error,
     },
 }

@@ -18,13 +18,8 @@ const PER_NODE: usize = 10;
 async fn full_mesh_delivers_every_publication_exactly_once() {
     init_tracing();
     let pki = TestPki::new();
-    let nodes: Vec<_> = (0..NODES)
-        .map(|i| node(&pki, &format!("node-{i}.mesh")).0)
-        .collect();
-    let mut subs: Vec<_> = nodes
-        .iter()
-        .map(|n| n.gossip().subscribe("blocks").unwrap())
-        .collect();
+    let nodes: Vec<_> = (0..NODES).map(|i| node(&pki, &format!("node-{i}.mesh")).0).collect();
+    let mut subs: Vec<_> = nodes.iter().map(|n| n.gossip().subscribe("blocks").unwrap()).collect();
 
     for i in 0..NODES {
         for j in i + 1..NODES {
@@ -35,10 +30,9 @@ async fn full_mesh_delivers_every_publication_exactly_once() {
         }
     }
     for (i, n) in nodes.iter().enumerate() {
-        wait_until(
-            &format!("node {i} to have {} connections", NODES - 1),
-            || n.connections().len() == NODES - 1,
-        )
+        wait_until(&format!("node {i} to have {} connections", NODES - 1), || {
+            n.connections().len() == NODES - 1
+        })
         .await;
     }
 
@@ -71,8 +65,7 @@ async fn full_mesh_delivers_every_publication_exactly_once() {
                         "origin is the publisher's node id"
                     );
                     assert_eq!(m.topic, "blocks");
-                    assert!(String::from_utf8_lossy(&m.payload)
-                        .starts_with(&format!("block {publisher}/")));
+                    assert!(String::from_utf8_lossy(&m.payload).starts_with(&format!("block {publisher}/")));
                     received[i].push(m.id);
                 }
             }
@@ -95,11 +88,7 @@ async fn full_mesh_delivers_every_publication_exactly_once() {
         let unique: HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "node {i} received duplicates");
         assert_eq!(ids.len(), expected, "node {i}");
-        let from_others: HashSet<_> = origin_of
-            .iter()
-            .filter(|(_, &p)| p != i)
-            .map(|(id, _)| id)
-            .collect();
+        let from_others: HashSet<_> = origin_of.iter().filter(|(_, &p)| p != i).map(|(id, _)| id).collect();
         assert_eq!(
             unique, from_others,
             "node {i} received exactly the others' publications"
@@ -118,17 +107,12 @@ async fn messages_arrive_in_order_and_datagrams_arrive() {
     let (server, _) = node(&pki, "node-b.mesh");
     let (client, client_id) = node(&pki, "node-a.mesh");
     let mut incoming = server.take_incoming().unwrap();
-    assert!(
-        server.take_incoming().is_none(),
-        "the receiver is taken once"
-    );
+    assert!(server.take_incoming().is_none(), "the receiver is taken once");
 
     let conn = client.connect(addr(&server), "node-b.mesh").await.unwrap();
     const N: u32 = 500;
     for i in 0..N {
-        conn.send_message(Bytes::from(i.to_be_bytes().to_vec()))
-            .await
-            .unwrap();
+        conn.send_message(Bytes::from(i.to_be_bytes().to_vec())).await.unwrap();
     }
     let mut next = 0u32;
     within("all messages", async {
@@ -152,10 +136,7 @@ async fn messages_arrive_in_order_and_datagrams_arrive() {
 
     // Oversized messages are refused locally.
     let too_big = Bytes::from(vec![0u8; client.config().limits.max_frame_len + 1]);
-    assert!(matches!(
-        conn.send_message(too_big).await,
-        Err(stoq::Error::Frame(_))
-    ));
+    assert!(matches!(conn.send_message(too_big).await, Err(stoq::Error::Frame(_))));
 
     // Datagrams may be lost: resend until one arrives.
     let payload = Bytes::from_static(b"datagram!");

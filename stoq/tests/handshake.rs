@@ -14,8 +14,7 @@ use common::*;
 use stoq::crypto::Algorithm;
 use stoq::pki::{ChainVerifier, TrustAnchors, POST_QUANTUM_ALGORITHMS};
 use stoq::tls::{
-    crypto_provider, signature_algorithms, CertResolver, SecurityMode, StackServerVerifier,
-    StackSigningKey, TlsContext,
+    crypto_provider, signature_algorithms, CertResolver, SecurityMode, StackServerVerifier, StackSigningKey, TlsContext,
 };
 use stoq::{Endpoint, Error};
 
@@ -62,21 +61,13 @@ async fn mutual_handshake_exposes_peer_identity_and_serves_rpc() {
     assert_eq!(shd.server_name.as_deref(), Some("node-b.mesh"));
 
     let reply = conn
-        .call(
-            "echo",
-            Bytes::from_static(b"ping"),
-            Some(Duration::from_secs(5)),
-        )
+        .call("echo", Bytes::from_static(b"ping"), Some(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(&reply[..], b"ping");
     // And the other way round on the same connection.
     let reply = back
-        .call(
-            "echo",
-            Bytes::from_static(b"pong"),
-            Some(Duration::from_secs(5)),
-        )
+        .call("echo", Bytes::from_static(b"pong"), Some(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(&reply[..], b"pong");
@@ -148,10 +139,7 @@ async fn locally_refused_certificate_is_not_blamed_on_our_own() {
     let servers = [
         (
             "expired",
-            pq_tls(
-                pki.identity_valid(&["node-b.mesh"], now - 3 * DAY, now - DAY),
-                &pki,
-            ),
+            pq_tls(pki.identity_valid(&["node-b.mesh"], now - 3 * DAY, now - DAY), &pki),
             "node-b.mesh",
         ),
         (
@@ -159,11 +147,7 @@ async fn locally_refused_certificate_is_not_blamed_on_our_own() {
             pq_tls(rogue.identity(&["node-b.mesh"]), &pki),
             "node-b.mesh",
         ),
-        (
-            "wrong name",
-            pq_tls(pki.identity(&["node-b.mesh"]), &pki),
-            "other.mesh",
-        ),
+        ("wrong name", pq_tls(pki.identity(&["node-b.mesh"]), &pki), "other.mesh"),
     ];
     let mut blamed = Vec::new();
     for (what, tls, name) in servers {
@@ -200,22 +184,14 @@ async fn untrusted_client_certificate_is_refused_by_the_server() {
     let rogue = TestPki::new();
     let (server, _) = node(&pki, "node-b.mesh");
     // The client trusts the server but presents a certificate of another root.
-    let client = Endpoint::bind(
-        config_single_attempt(),
-        pq_tls(rogue.identity(&["node-a.mesh"]), &pki),
-    )
-    .unwrap();
+    let client = Endpoint::bind(config_single_attempt(), pq_tls(rogue.identity(&["node-a.mesh"]), &pki)).unwrap();
     let before = server.metrics().handshake_failures.get();
     let outcome = within("connect", client.connect(addr(&server), "node-b.mesh")).await;
     if let Ok(conn) = outcome {
         // The client's side of the handshake completed before the server
         // checked its certificate: the connection must die at once.
         let reason = within("connection close", conn.quic().closed()).await;
-        assert_eq!(
-            tls_alert(&reason),
-            Some(0x30),
-            "unknown_ca expected: {reason}"
-        );
+        assert_eq!(tls_alert(&reason), Some(0x30), "unknown_ca expected: {reason}");
         assert!(conn
             .call("echo", Bytes::new(), Some(Duration::from_secs(2)))
             .await
@@ -263,18 +239,8 @@ async fn classical_key_exchange_is_refused_in_post_quantum_mode() {
 
     let raw = raw_client_endpoint();
     let before = server.metrics().handshake_failures.get();
-    let err = raw_dial_expecting_failure(
-        &raw,
-        quinn_client_config(classical),
-        addr(&server),
-        "node-b.mesh",
-    )
-    .await;
-    assert_eq!(
-        tls_alert(&err),
-        Some(0x28),
-        "handshake_failure expected, got {err}"
-    );
+    let err = raw_dial_expecting_failure(&raw, quinn_client_config(classical), addr(&server), "node-b.mesh").await;
+    assert_eq!(tls_alert(&err), Some(0x28), "handshake_failure expected, got {err}");
     wait_until("server to count the failed handshake", || {
         server.metrics().handshake_failures.get() > before
     })
@@ -287,8 +253,7 @@ async fn classical_key_exchange_is_refused_in_post_quantum_mode() {
     let pq_only = quinn_client_config(stoq_like_client(&pki, &identity, vec![mlkem]));
     let conn = within(
         "pq handshake",
-        raw.connect_with(pq_only, addr(&server), "node-b.mesh")
-            .unwrap(),
+        raw.connect_with(pq_only, addr(&server), "node-b.mesh").unwrap(),
     )
     .await
     .unwrap();
@@ -305,28 +270,17 @@ async fn client_without_certificate_is_refused() {
         ChainVerifier::new(pki.anchors(), POST_QUANTUM_ALGORITHMS),
         signature_algorithms(SecurityMode::PostQuantum),
     );
-    let anonymous =
-        rustls::ClientConfig::builder_with_provider(crypto_provider(SecurityMode::PostQuantum))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+    let anonymous = rustls::ClientConfig::builder_with_provider(crypto_provider(SecurityMode::PostQuantum))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
     let raw = raw_client_endpoint();
     let before = server.metrics().handshake_failures.get();
-    let err = raw_dial_expecting_failure(
-        &raw,
-        quinn_client_config(anonymous),
-        addr(&server),
-        "node-b.mesh",
-    )
-    .await;
+    let err = raw_dial_expecting_failure(&raw, quinn_client_config(anonymous), addr(&server), "node-b.mesh").await;
     // certificate_required (TLS 1.3) is what rustls sends.
-    assert_eq!(
-        tls_alert(&err),
-        Some(0x74),
-        "certificate_required expected, got {err}"
-    );
+    assert_eq!(tls_alert(&err), Some(0x74), "certificate_required expected, got {err}");
     wait_until("server to count the failed handshake", || {
         server.metrics().handshake_failures.get() > before
     })
@@ -340,17 +294,13 @@ async fn client_without_certificate_is_refused() {
 fn plain_client(root: &TestPki, client: &stoq::tls::Identity) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.root.der().clone()).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        client.key.to_pkcs8_der().unwrap().to_vec(),
-    ));
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(client.chain.iter().map(|c| c.der().clone()).collect(), key)
-    .unwrap()
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client.key.to_pkcs8_der().unwrap().to_vec()));
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(client.chain.iter().map(|c| c.der().clone()).collect(), key)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,8 +325,7 @@ async fn classical_compat_mode_accepts_a_plain_client_and_post_quantum_mode_does
     let cfg = quinn_client_config(plain_client(&ed, &client_id));
     let conn = within(
         "compat handshake",
-        raw.connect_with(cfg.clone(), addr(&compat), "node-b.mesh")
-            .unwrap(),
+        raw.connect_with(cfg.clone(), addr(&compat), "node-b.mesh").unwrap(),
     )
     .await
     .unwrap();

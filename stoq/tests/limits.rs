@@ -43,11 +43,7 @@ async fn ipv4_is_refused_for_bind_and_connect() {
         assert!(err.to_string().contains("IPv6"), "{err}");
         assert!(!err.is_retryable());
     }
-    assert_eq!(
-        endpoint.metrics().handshake_failures.get(),
-        0,
-        "nothing was dialled"
-    );
+    assert_eq!(endpoint.metrics().handshake_failures.get(), 0, "nothing was dialled");
 }
 
 fn small_frames_config() -> stoq::EndpointConfig {
@@ -58,11 +54,7 @@ fn small_frames_config() -> stoq::EndpointConfig {
 
 async fn echo_ok(conn: &Connection, what: &[u8]) {
     let reply = conn
-        .call(
-            "echo",
-            Bytes::copy_from_slice(what),
-            Some(Duration::from_secs(5)),
-        )
+        .call("echo", Bytes::copy_from_slice(what), Some(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(&reply[..], what);
@@ -77,10 +69,7 @@ async fn oversized_rpc_request_is_refused_and_the_server_stays_healthy() {
     let conn = client.connect(addr(&server), "node-b.mesh").await.unwrap();
 
     let big = Bytes::from(vec![7u8; 4096]);
-    let err = conn
-        .call("echo", big, Some(Duration::from_secs(5)))
-        .await
-        .unwrap_err();
+    let err = conn.call("echo", big, Some(Duration::from_secs(5))).await.unwrap_err();
     assert!(
         matches!(err, RpcError::BadRequest(_) | RpcError::Transport(_)),
         "{err:?}"
@@ -117,9 +106,7 @@ async fn oversized_rpc_request_error_reaches_the_caller() {
     let (mut send, mut recv) = conn.quic().open_bi().await.unwrap();
     let request = raw_request(42, "echo", 5_000, &[7u8; 2048]);
     let _ = send.write_all(&request).await;
-    let reply = within("error reply", recv.read_to_end(1 << 16))
-        .await
-        .unwrap();
+    let reply = within("error reply", recv.read_to_end(1 << 16)).await.unwrap();
     assert!(reply.len() >= 16, "{reply:?}");
     assert_eq!(reply[1], 3, "an Error frame");
     let id = u64::from_be_bytes(reply[4..12].try_into().unwrap());
@@ -127,10 +114,7 @@ async fn oversized_rpc_request_error_reaches_the_caller() {
     let message = String::from_utf8_lossy(&reply[18..]).into_owned();
     assert_eq!(code, 4, "BadRequest: {message}");
     assert!(message.contains("exceeds the limit"), "{message}");
-    assert_eq!(
-        id, 42,
-        "the Error frame must carry the refused call's id ({message})"
-    );
+    assert_eq!(id, 42, "the Error frame must carry the refused call's id ({message})");
 }
 
 /// Opens a raw message stream on `conn` and sends `bytes`; the server must
@@ -163,10 +147,7 @@ async fn frame_header_claiming_4_gib_closes_the_connection() {
     let (client, _) = node(&pki, "node-a.mesh");
     let conn = client.connect(addr(&server), "node-b.mesh").await.unwrap();
     let (bystander, _) = node(&pki, "node-c.mesh");
-    let healthy = bystander
-        .connect(addr(&server), "node-b.mesh")
-        .await
-        .unwrap();
+    let healthy = bystander.connect(addr(&server), "node-b.mesh").await.unwrap();
 
     let before = server.metrics().frames_rejected.get();
     let header = raw_header(1, 0, 0, u32::MAX);
@@ -178,11 +159,7 @@ async fn frame_header_claiming_4_gib_closes_the_connection() {
     // Other connections live on; new ones are served.
     echo_ok(&healthy, b"unaffected").await;
     let (late, _) = node(&pki, "node-d.mesh");
-    echo_ok(
-        &late.connect(addr(&server), "node-b.mesh").await.unwrap(),
-        b"new",
-    )
-    .await;
+    echo_ok(&late.connect(addr(&server), "node-b.mesh").await.unwrap(), b"new").await;
     // The closed connection is forgotten by the server.
     wait_until("server to drop the closed connection", || {
         server.connections().len() == 2
@@ -279,10 +256,7 @@ async fn concurrent_stream_limit_holds_back_the_fifth_call() {
 
     // All four streams are in use: a fifth cannot be opened.
     let fifth = tokio::time::timeout(Duration::from_millis(500), conn.quic().open_bi()).await;
-    assert!(
-        fifth.is_err(),
-        "a fifth stream was opened beyond the limit of 4"
-    );
+    assert!(fifth.is_err(), "a fifth stream was opened beyond the limit of 4");
     assert!(entered.try_recv().is_err(), "no fifth handler ran");
 
     gate.add_permits(4);
@@ -291,16 +265,12 @@ async fn concurrent_stream_limit_holds_back_the_fifth_call() {
         assert_eq!(&reply[..], &[i as u8]);
     }
     // Credit comes back once the first calls are done.
-    let (mut send, mut recv) = within("stream credit", conn.quic().open_bi())
-        .await
-        .unwrap();
+    let (mut send, mut recv) = within("stream credit", conn.quic().open_bi()).await.unwrap();
     send.write_all(&raw_request(1000, "echo", 5_000, b"fifth"))
         .await
         .unwrap();
     send.finish().unwrap();
-    let reply = within("fifth reply", recv.read_to_end(1 << 16))
-        .await
-        .unwrap();
+    let reply = within("fifth reply", recv.read_to_end(1 << 16)).await.unwrap();
     assert_eq!(&reply[16..], b"fifth");
     // And many more calls than the limit, sequentially, still work.
     for _ in 0..12 {
@@ -331,20 +301,12 @@ async fn new_connections_are_rate_limited_per_prefix() {
     let identity = pki.identity(&["client-2.mesh"]);
     let stoq_client = pq_tls(identity, &pki).quic_client_config().unwrap();
     let refused = raw
-        .connect_with(
-            quinn::ClientConfig::new(stoq_client),
-            addr(&server),
-            "node-b.mesh",
-        )
+        .connect_with(quinn::ClientConfig::new(stoq_client), addr(&server), "node-b.mesh")
         .unwrap();
     let err = within("refused raw connect", refused).await.unwrap_err();
     match &err {
         quinn::ConnectionError::ConnectionClosed(cc) => {
-            assert_eq!(
-                cc.error_code,
-                quinn::TransportErrorCode::CONNECTION_REFUSED,
-                "{err}"
-            )
+            assert_eq!(cc.error_code, quinn::TransportErrorCode::CONNECTION_REFUSED, "{err}")
         }
         other => panic!("expected CONNECTION_REFUSED, got {other}"),
     }
@@ -353,12 +315,9 @@ async fn new_connections_are_rate_limited_per_prefix() {
     // A STOQ endpoint gets an error saying so (single attempt: retries
     // would be refused and counted too).
     let (fourth, _) = node_with(&pki, "client-3.mesh", config_single_attempt());
-    let err = within(
-        "refused connect",
-        fourth.connect(addr(&server), "node-b.mesh"),
-    )
-    .await
-    .unwrap_err();
+    let err = within("refused connect", fourth.connect(addr(&server), "node-b.mesh"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Connection { .. }), "{err:?}");
     assert!(err.to_string().to_lowercase().contains("refused"), "{err}");
     assert_eq!(server.metrics().connections_rate_limited.get(), 2);
@@ -393,9 +352,7 @@ async fn rpc_errors_arrive_intact() {
     let dl = Some(Duration::from_secs(5));
 
     assert_eq!(
-        conn.call("no-such-method", Bytes::new(), dl)
-            .await
-            .unwrap_err(),
+        conn.call("no-such-method", Bytes::new(), dl).await.unwrap_err(),
         RpcError::UnknownMethod("no-such-method".into())
     );
     assert_eq!(
@@ -425,10 +382,7 @@ async fn rpc_errors_arrive_intact() {
     ));
     // The connection is fine after all of these.
     echo_ok(&conn, b"ok").await;
-    wait_until("errors to be counted", || {
-        server.metrics().rpc_errors.get() >= 3
-    })
-    .await;
+    wait_until("errors to be counted", || server.metrics().rpc_errors.get() >= 3).await;
 }
 
 /// Sets a flag when dropped: tells whether the handler's future is gone.
@@ -457,10 +411,7 @@ async fn deadline_drops_the_server_side_handler() {
     init_tracing();
     let pki = TestPki::new();
     let (server, _) = node(&pki, "node-b.mesh");
-    let (started, dropped) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (started, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
     register_hanging(&server, started.clone(), dropped.clone());
     let (client, _) = node(&pki, "node-a.mesh");
     let conn = client.connect(addr(&server), "node-b.mesh").await.unwrap();
@@ -471,10 +422,7 @@ async fn deadline_drops_the_server_side_handler() {
         .unwrap_err();
     assert_eq!(err, RpcError::DeadlineExceeded);
     assert_eq!(started.load(Ordering::SeqCst), 1);
-    wait_until("the handler future to be dropped", || {
-        dropped.load(Ordering::SeqCst)
-    })
-    .await;
+    wait_until("the handler future to be dropped", || dropped.load(Ordering::SeqCst)).await;
     echo_ok(&conn, b"after").await;
 }
 
@@ -483,10 +431,7 @@ async fn caller_giving_up_cancels_the_handler() {
     init_tracing();
     let pki = TestPki::new();
     let (server, _) = node(&pki, "node-b.mesh");
-    let (started, dropped) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (started, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
     register_hanging(&server, started.clone(), dropped.clone());
     let (client, _) = node(&pki, "node-a.mesh");
     let conn = client.connect(addr(&server), "node-b.mesh").await.unwrap();
@@ -494,23 +439,14 @@ async fn caller_giving_up_cancels_the_handler() {
     // A long deadline, so only the cancellation (STOP_SENDING when the
     // caller drops the call) can end the handler within the wait.
     let mut call = Box::pin(conn.call("hang", Bytes::new(), Some(Duration::from_secs(60))));
-    let handler_started = wait_until("the handler to start", || {
-        started.load(Ordering::SeqCst) == 1
-    });
+    let handler_started = wait_until("the handler to start", || started.load(Ordering::SeqCst) == 1);
     tokio::select! {
         r = &mut call => panic!("the hanging call completed: {r:?}"),
         () = handler_started => {}
     }
     assert!(!dropped.load(Ordering::SeqCst));
     drop(call);
-    wait_until("the cancelled handler to be dropped", || {
-        dropped.load(Ordering::SeqCst)
-    })
-    .await;
-    assert_eq!(
-        server.metrics().rpc_served.get(),
-        0,
-        "a cancelled call is not answered"
-    );
+    wait_until("the cancelled handler to be dropped", || dropped.load(Ordering::SeqCst)).await;
+    assert_eq!(server.metrics().rpc_served.get(), 0, "a cancelled call is not answered");
     echo_ok(&conn, b"after").await;
 }

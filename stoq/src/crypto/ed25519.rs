@@ -10,12 +10,17 @@ pub(super) fn generate<R: CryptoRng + RngCore>(rng: &mut R) -> ed25519_dalek::Si
 }
 
 pub(super) fn decode_secret(seed: &[u8]) -> Result<ed25519_dalek::SigningKey, CryptoError> {
-    let seed: [u8; 32] = seed.try_into().map_err(|_| CryptoError::InvalidSecretKey(Algorithm::Ed25519))?;
+    let seed: [u8; 32] = seed
+        .try_into()
+        .map_err(|_| CryptoError::InvalidSecretKey(Algorithm::Ed25519))?;
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
 pub(super) fn decode_public(bytes: &[u8]) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
-    let invalid = || CryptoError::InvalidPublicKey { alg: Algorithm::Ed25519, len: bytes.len() };
+    let invalid = || CryptoError::InvalidPublicKey {
+        alg: Algorithm::Ed25519,
+        len: bytes.len(),
+    };
     let arr: [u8; 32] = bytes.try_into().map_err(|_| invalid())?;
     ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|_| invalid())
 }

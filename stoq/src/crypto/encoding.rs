@@ -15,7 +15,10 @@ pub const ENCODING_VERSION: u8 = 1;
 
 fn algorithm_identifier(alg: Algorithm) -> AlgorithmIdentifierOwned {
     // Parameters absent (not NULL): webpki compares the bytes exactly.
-    AlgorithmIdentifierOwned { oid: alg.oid(), parameters: None }
+    AlgorithmIdentifierOwned {
+        oid: alg.oid(),
+        parameters: None,
+    }
 }
 
 pub(super) fn spki_der(alg: Algorithm, key: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -29,7 +32,9 @@ pub(super) fn spki_der(alg: Algorithm, key: &[u8]) -> Result<Vec<u8>, CryptoErro
 pub(super) fn parse_spki(der: &[u8]) -> Result<(Algorithm, Vec<u8>), CryptoError> {
     let spki = SubjectPublicKeyInfoOwned::from_der(der)?;
     if spki.algorithm.parameters.is_some() {
-        return Err(CryptoError::Encoding("public key algorithm parameters must be absent".into()));
+        return Err(CryptoError::Encoding(
+            "public key algorithm parameters must be absent".into(),
+        ));
     }
     let alg = Algorithm::from_oid(&spki.algorithm.oid)?;
     let key = spki
@@ -66,7 +71,9 @@ pub(super) fn pkcs8_der(kp: &KeyPair) -> Result<Zeroizing<Vec<u8>>, CryptoError>
 pub(super) fn parse_pkcs8(der: &[u8]) -> Result<KeyPair, CryptoError> {
     let info = PrivateKeyInfo::from_der(der)?;
     if info.algorithm.parameters.is_some() {
-        return Err(CryptoError::Encoding("private key algorithm parameters must be absent".into()));
+        return Err(CryptoError::Encoding(
+            "private key algorithm parameters must be absent".into(),
+        ));
     }
     let alg = Algorithm::from_oid(&info.algorithm.oid)?;
     let kp = match alg {
@@ -78,7 +85,9 @@ pub(super) fn parse_pkcs8(der: &[u8]) -> Result<KeyPair, CryptoError> {
     };
     if let Some(pk) = &info.public_key {
         if pk.as_bytes() != Some(kp.public_key().as_bytes()) {
-            return Err(CryptoError::Encoding("embedded public key does not match the secret key".into()));
+            return Err(CryptoError::Encoding(
+                "embedded public key does not match the secret key".into(),
+            ));
         }
     }
     Ok(kp)
@@ -93,7 +102,9 @@ pub(super) fn pem_decode(expected_label: &str, pem: &str) -> Result<Vec<u8>, Cry
     let (label, der) =
         der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| CryptoError::Encoding(format!("PEM: {e}")))?;
     if label != expected_label {
-        return Err(CryptoError::Encoding(format!("expected PEM label {expected_label}, found {label}")));
+        return Err(CryptoError::Encoding(format!(
+            "expected PEM label {expected_label}, found {label}"
+        )));
     }
     Ok(der)
 }
@@ -115,7 +126,10 @@ pub(super) fn compact_decode(
     expected_len: fn(Algorithm) -> usize,
 ) -> Result<(Algorithm, &[u8], &[u8]), CryptoError> {
     let [version, alg, l0, l1, rest @ ..] = buf else {
-        return Err(CryptoError::Encoding(format!("compact encoding needs 4 header bytes, got {}", buf.len())));
+        return Err(CryptoError::Encoding(format!(
+            "compact encoding needs 4 header bytes, got {}",
+            buf.len()
+        )));
     };
     if *version != ENCODING_VERSION {
         return Err(CryptoError::Encoding(format!("unsupported encoding version {version}")));
@@ -123,10 +137,16 @@ pub(super) fn compact_decode(
     let alg = Algorithm::from_id(*alg)?;
     let len = u16::from_be_bytes([*l0, *l1]) as usize;
     if len != expected_len(alg) {
-        return Err(CryptoError::Encoding(format!("{alg} value must be {} bytes, header says {len}", expected_len(alg))));
+        return Err(CryptoError::Encoding(format!(
+            "{alg} value must be {} bytes, header says {len}",
+            expected_len(alg)
+        )));
     }
     if rest.len() < len {
-        return Err(CryptoError::Encoding(format!("truncated: need {len} bytes, have {}", rest.len())));
+        return Err(CryptoError::Encoding(format!(
+            "truncated: need {len} bytes, have {}",
+            rest.len()
+        )));
     }
     let (value, rest) = rest.split_at(len);
     Ok((alg, value, rest))
@@ -138,10 +158,16 @@ pub(super) fn compact_decode(
 /// `overwrite` is set.
 pub fn write_key_file(path: &Path, kp: &KeyPair, overwrite: bool) -> crate::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source, what: &str| crate::Error::Io { context: format!("{what} {}", path.display()), source };
+    let io = |source, what: &str| crate::Error::Io {
+        context: format!("{what} {}", path.display()),
+        source,
+    };
     if !overwrite && path.exists() {
         return Err(io(
-            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "refusing to overwrite an existing key (use --force)"),
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "refusing to overwrite an existing key (use --force)",
+            ),
             "writing key",
         ));
     }
@@ -154,7 +180,9 @@ pub fn write_key_file(path: &Path, kp: &KeyPair, overwrite: bool) -> crate::Resu
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| io(e, "creating key file"))?;
-    f.write_all(pem.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io(e, "writing key"))?;
+    f.write_all(pem.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(e, "writing key"))?;
     std::fs::rename(&tmp, path).map_err(|e| io(e, "renaming key into"))?;
     Ok(())
 }
@@ -163,7 +191,10 @@ pub fn write_key_file(path: &Path, kp: &KeyPair, overwrite: bool) -> crate::Resu
 /// read (like ssh does): a leaked node key is a stolen identity.
 pub fn read_key_file(path: &Path) -> crate::Result<KeyPair> {
     use std::os::unix::fs::PermissionsExt;
-    let io = |source| crate::Error::Io { context: format!("reading key {}", path.display()), source };
+    let io = |source| crate::Error::Io {
+        context: format!("reading key {}", path.display()),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -204,7 +235,10 @@ mod tests {
         let kp = KeyPair::generate(Algorithm::Ed25519);
         let der = kp.to_pkcs8_der().unwrap();
         // RFC 8410 section 10.3 prefix for a v1 Ed25519 private key.
-        assert_eq!(&der[..16], &[0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
+        assert_eq!(
+            &der[..16],
+            &[0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]
+        );
     }
 
     #[test]

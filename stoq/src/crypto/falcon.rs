@@ -6,9 +6,8 @@
 //! the message itself.
 
 use fn_dsa::{
-    signature_size, sign_key_size, vrfy_key_size, KeyPairGenerator, KeyPairGenerator1024,
-    SigningKey, SigningKey1024, VerifyingKey, VerifyingKey1024, DOMAIN_NONE, FN_DSA_LOGN_1024,
-    HASH_ID_RAW,
+    sign_key_size, signature_size, vrfy_key_size, KeyPairGenerator, KeyPairGenerator1024, SigningKey, SigningKey1024,
+    VerifyingKey, VerifyingKey1024, DOMAIN_NONE, FN_DSA_LOGN_1024, HASH_ID_RAW,
 };
 use rand_core::{CryptoRng, RngCore};
 use std::sync::Mutex;
@@ -39,7 +38,10 @@ impl FalconVerifier {
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, CryptoError> {
         VerifyingKey1024::decode(bytes)
             .map(|k| FalconVerifier(Box::new(k)))
-            .ok_or(CryptoError::InvalidPublicKey { alg: Algorithm::FnDsa1024, len: bytes.len() })
+            .ok_or(CryptoError::InvalidPublicKey {
+                alg: Algorithm::FnDsa1024,
+                len: bytes.len(),
+            })
     }
 
     pub(super) fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
@@ -49,7 +51,9 @@ impl FalconVerifier {
 
 /// One-shot verification from an encoded key (the path webpki takes).
 pub(super) fn verify_encoded(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-    FalconVerifier::decode(public_key).map(|v| v.verify(msg, sig)).unwrap_or(false)
+    FalconVerifier::decode(public_key)
+        .map(|v| v.verify(msg, sig))
+        .unwrap_or(false)
 }
 
 /// A secret key with a pool of decoded signers.
@@ -61,8 +65,7 @@ pub(super) struct FalconSigner {
 impl FalconSigner {
     /// Decodes a secret key and derives its public key.
     pub(super) fn decode(encoded: &[u8]) -> Result<(Self, Vec<u8>), CryptoError> {
-        let sk = SigningKey1024::decode(encoded)
-            .ok_or(CryptoError::InvalidSecretKey(Algorithm::FnDsa1024))?;
+        let sk = SigningKey1024::decode(encoded).ok_or(CryptoError::InvalidSecretKey(Algorithm::FnDsa1024))?;
         let mut vk = vec![0u8; vrfy_key_size(LOGN)];
         sk.to_verifying_key(&mut vk);
         let signer = FalconSigner {
@@ -81,8 +84,7 @@ impl FalconSigner {
         let mut sk = match pooled {
             Some(sk) => sk,
             None => Box::new(
-                SigningKey1024::decode(&self.encoded)
-                    .ok_or(CryptoError::InvalidSecretKey(Algorithm::FnDsa1024))?,
+                SigningKey1024::decode(&self.encoded).ok_or(CryptoError::InvalidSecretKey(Algorithm::FnDsa1024))?,
             ),
         };
         let mut sig = vec![0u8; signature_size(LOGN)];

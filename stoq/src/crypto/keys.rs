@@ -6,7 +6,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::falcon::{FalconSigner, FalconVerifier};
-use super::{ed25519, falcon, encoding, Algorithm, CryptoError, NodeId};
+use super::{ed25519, encoding, falcon, Algorithm, CryptoError, NodeId};
 
 /// A public key tagged with its algorithm. Cheap to clone; the key is
 /// decoded once at construction so verification does no parsing.
@@ -35,7 +35,12 @@ impl PublicKey {
         };
         let spki = encoding::spki_der(alg, bytes)?;
         let node_id = NodeId(super::sha3_256(&spki));
-        Ok(PublicKey(Arc::new(PublicKeyInner { alg, bytes: bytes.to_vec(), verifier, node_id })))
+        Ok(PublicKey(Arc::new(PublicKeyInner {
+            alg,
+            bytes: bytes.to_vec(),
+            verifier,
+            node_id,
+        })))
     }
 
     /// The key's algorithm.
@@ -56,7 +61,10 @@ impl PublicKey {
     /// Verifies `sig` over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), CryptoError> {
         if sig.alg != self.0.alg {
-            return Err(CryptoError::AlgorithmMismatch { key: self.0.alg, sig: sig.alg });
+            return Err(CryptoError::AlgorithmMismatch {
+                key: self.0.alg,
+                sig: sig.alg,
+            });
         }
         self.verify_raw(msg, &sig.bytes)
     }
@@ -106,7 +114,10 @@ impl PublicKey {
     pub fn from_compact(buf: &[u8]) -> Result<Self, CryptoError> {
         let (alg, key, rest) = encoding::compact_decode(buf, Algorithm::public_key_len)?;
         if !rest.is_empty() {
-            return Err(CryptoError::Encoding(format!("{} trailing bytes after public key", rest.len())));
+            return Err(CryptoError::Encoding(format!(
+                "{} trailing bytes after public key",
+                rest.len()
+            )));
         }
         Self::from_bytes(alg, key)
     }
@@ -149,7 +160,10 @@ impl Signature {
                 bytes.len()
             )));
         }
-        Ok(Signature { alg, bytes: bytes.to_vec() })
+        Ok(Signature {
+            alg,
+            bytes: bytes.to_vec(),
+        })
     }
 
     /// The signature's algorithm.
@@ -171,7 +185,13 @@ impl Signature {
     /// rest (signatures are often followed by more fields).
     pub fn from_compact_prefix(buf: &[u8]) -> Result<(Self, &[u8]), CryptoError> {
         let (alg, bytes, rest) = encoding::compact_decode(buf, Algorithm::signature_len)?;
-        Ok((Signature { alg, bytes: bytes.to_vec() }, rest))
+        Ok((
+            Signature {
+                alg,
+                bytes: bytes.to_vec(),
+            },
+            rest,
+        ))
     }
 }
 
@@ -231,7 +251,10 @@ impl KeyPair {
                 (Secret::Ed25519(sk), pk)
             }
         };
-        Ok(KeyPair { secret: Arc::new(secret), public })
+        Ok(KeyPair {
+            secret: Arc::new(secret),
+            public,
+        })
     }
 
     /// The raw secret encoding (zeroized on drop).
@@ -263,7 +286,10 @@ impl KeyPair {
             Secret::Falcon(s) => s.sign(msg)?,
             Secret::Ed25519(k) => ed25519::sign(k, msg),
         };
-        Ok(Signature { alg: self.algorithm(), bytes })
+        Ok(Signature {
+            alg: self.algorithm(),
+            bytes,
+        })
     }
 
     /// PKCS#8 DER (`OneAsymmetricKey` v2 with the public key for FN-DSA;
@@ -280,7 +306,10 @@ impl KeyPair {
 
     /// PEM (`PRIVATE KEY`) form.
     pub fn to_pem(&self) -> Result<Zeroizing<String>, CryptoError> {
-        Ok(Zeroizing::new(encoding::pem_encode("PRIVATE KEY", &self.to_pkcs8_der()?)))
+        Ok(Zeroizing::new(encoding::pem_encode(
+            "PRIVATE KEY",
+            &self.to_pkcs8_der()?,
+        )))
     }
 
     /// Parses the PEM form.
@@ -332,7 +361,10 @@ mod tests {
         let sig = e.sign(b"m").unwrap();
         assert_eq!(
             f.public_key().verify(b"m", &sig),
-            Err(CryptoError::AlgorithmMismatch { key: Algorithm::FnDsa1024, sig: Algorithm::Ed25519 })
+            Err(CryptoError::AlgorithmMismatch {
+                key: Algorithm::FnDsa1024,
+                sig: Algorithm::Ed25519
+            })
         );
     }
 
@@ -390,6 +422,9 @@ mod tests {
     fn node_id_commits_to_the_algorithm_and_key() {
         let [f, e] = both();
         assert_ne!(f.node_id(), e.node_id());
-        assert_eq!(f.node_id(), NodeId(crate::crypto::sha3_256(&f.public_key().to_spki_der())));
+        assert_eq!(
+            f.node_id(),
+            NodeId(crate::crypto::sha3_256(&f.public_key().to_spki_der()))
+        );
     }
 }

@@ -51,9 +51,7 @@ mod tests {
             Err(Error::Ipv4Refused(_))
         ));
         require_ipv6("[::1]:1".parse().unwrap()).unwrap();
-        let msg = require_ipv6("10.0.0.1:5".parse().unwrap())
-            .unwrap_err()
-            .to_string();
+        let msg = require_ipv6("10.0.0.1:5".parse().unwrap()).unwrap_err().to_string();
         assert!(msg.contains("IPv6"), "{msg}");
     }
 

@@ -52,10 +52,7 @@ impl Connection {
     pub(crate) fn establish(quic: quinn::Connection, shared: Arc<Shared>) -> Result<Self> {
         let chain = quic
             .peer_identity()
-            .and_then(|any| {
-                any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                    .ok()
-            })
+            .and_then(|any| any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
             .ok_or_else(|| Error::Config("peer presented no certificate chain".into()))?;
         let peer = PeerIdentity::from_chain(&chain)?;
         let (outbound, outbound_rx) = mpsc::channel(OUTBOUND_QUEUE);
@@ -77,11 +74,7 @@ impl Connection {
         shared
             .gossip
             .add_peer(conn.peer().node_id(), id, conn.inner.outbound.clone());
-        tokio::spawn(write_messages(
-            conn.inner.quic.clone(),
-            outbound_rx,
-            shared.clone(),
-        ));
+        tokio::spawn(write_messages(conn.inner.quic.clone(), outbound_rx, shared.clone()));
         tokio::spawn(conn.clone().drive());
         debug!(peer = %conn.peer().node_id().short(), remote = %conn.remote_address(), "connection established");
         Ok(conn)
@@ -114,20 +107,13 @@ impl Connection {
 
     /// Closes the connection.
     pub fn close(&self, reason: &str) {
-        self.inner
-            .quic
-            .close(CLOSE_NORMAL.into(), reason.as_bytes());
+        self.inner.quic.close(CLOSE_NORMAL.into(), reason.as_bytes());
     }
 
     /// Calls `method` on the peer with `body`, waiting at most `deadline`
     /// (the endpoint's default when `None`). Dropping the returned future
     /// cancels the call at the peer too.
-    pub async fn call(
-        &self,
-        method: &str,
-        body: Bytes,
-        deadline: Option<Duration>,
-    ) -> Result<Bytes, RpcError> {
+    pub async fn call(&self, method: &str, body: Bytes, deadline: Option<Duration>) -> Result<Bytes, RpcError> {
         let deadline = deadline.unwrap_or(self.inner.shared.config.timeouts.rpc_default_deadline);
         let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
         let frame = encode_request(id, method, deadline, body)?;
@@ -190,14 +176,11 @@ impl Connection {
 
     /// Sends an unreliable datagram (may be lost, duplicated or reordered).
     pub fn send_datagram(&self, payload: Bytes) -> Result<()> {
-        self.inner
-            .quic
-            .send_datagram(payload)
-            .map_err(|e| Error::Connection {
-                peer: self.remote_address(),
-                reason: format!("datagram not sent: {e}"),
-                retryable: false,
-            })
+        self.inner.quic.send_datagram(payload).map_err(|e| Error::Connection {
+            peer: self.remote_address(),
+            reason: format!("datagram not sent: {e}"),
+            retryable: false,
+        })
     }
 
     /// Largest datagram the path currently carries.
@@ -235,9 +218,7 @@ impl Connection {
         };
         debug!(peer = %self.peer().node_id().short(), %reason, "connection ended");
         let shared = &self.inner.shared;
-        shared
-            .gossip
-            .remove_peer(&self.peer().node_id(), self.inner.id);
+        shared.gossip.remove_peer(&self.peer().node_id(), self.inner.id);
         super::pubsub::lock(&shared.connections).remove(&self.inner.id);
         shared.metrics.connections_open.dec();
     }
@@ -248,25 +229,21 @@ impl Connection {
         let limits = &shared.config.limits;
         let mut header_id = 0;
         let read = read_one_frame(&mut recv, limits.max_frame_len, &mut header_id);
-        let (id, result) =
-            match tokio::time::timeout(shared.config.timeouts.rpc_request_read, read).await {
-                Err(_) => (header_id, Err(RpcError::DeadlineExceeded)),
-                Ok(Err(e)) => {
-                    shared.metrics.frames_rejected.inc();
-                    (header_id, Err(e))
-                }
-                Ok(Ok(frame)) if frame.kind != FrameKind::Request => (
-                    frame.id,
-                    Err(RpcError::BadRequest(format!(
-                        "expected a request frame, got {:?}",
-                        frame.kind
-                    ))),
-                ),
-                Ok(Ok(frame)) => (
-                    frame.id,
-                    self.dispatch(frame.id, &frame.payload, &mut send).await,
-                ),
-            };
+        let (id, result) = match tokio::time::timeout(shared.config.timeouts.rpc_request_read, read).await {
+            Err(_) => (header_id, Err(RpcError::DeadlineExceeded)),
+            Ok(Err(e)) => {
+                shared.metrics.frames_rejected.inc();
+                (header_id, Err(e))
+            }
+            Ok(Ok(frame)) if frame.kind != FrameKind::Request => (
+                frame.id,
+                Err(RpcError::BadRequest(format!(
+                    "expected a request frame, got {:?}",
+                    frame.kind
+                ))),
+            ),
+            Ok(Ok(frame)) => (frame.id, self.dispatch(frame.id, &frame.payload, &mut send).await),
+        };
         if matches!(result, Err(RpcError::Cancelled)) {
             return;
         }
@@ -283,12 +260,7 @@ impl Connection {
         }
     }
 
-    async fn dispatch(
-        &self,
-        id: u64,
-        payload: &Bytes,
-        send: &mut quinn::SendStream,
-    ) -> Result<Bytes, RpcError> {
+    async fn dispatch(&self, id: u64, payload: &Bytes, send: &mut quinn::SendStream) -> Result<Bytes, RpcError> {
         let (method, deadline, body) = decode_request(payload)?;
         let handler = self
             .inner
@@ -348,10 +320,7 @@ impl Connection {
         let shared = &self.inner.shared;
         match frame.kind {
             FrameKind::Gossip => {
-                if let Err(e) = shared
-                    .gossip
-                    .handle_frame(self.peer().node_id(), frame.payload)
-                {
+                if let Err(e) = shared.gossip.handle_frame(self.peer().node_id(), frame.payload) {
                     // A bad gossip message is dropped; the link stays up.
                     warn!(peer = %self.peer().node_id().short(), error = %e, "gossip message refused");
                 }
@@ -390,11 +359,7 @@ fn encode(frame: &Frame) -> Bytes {
 
 /// Drains a connection's outbound queue into one unidirectional stream,
 /// batching whatever is queued into a single write.
-async fn write_messages(
-    quic: quinn::Connection,
-    mut rx: mpsc::Receiver<Frame>,
-    shared: Arc<Shared>,
-) {
+async fn write_messages(quic: quinn::Connection, mut rx: mpsc::Receiver<Frame>, shared: Arc<Shared>) {
     let mut batcher = FrameBatcher::new(shared.pool.clone());
     let mut stream: Option<quinn::SendStream> = None;
     while let Some(frame) = rx.recv().await {

@@ -135,10 +135,7 @@ mod tests {
         );
         assert!(matches!(
             connection_error(peer, quinn::ConnectionError::TimedOut),
-            Error::Connection {
-                retryable: true,
-                ..
-            }
+            Error::Connection { retryable: true, .. }
         ));
         // Non-TLS close codes (e.g. CONNECTION_REFUSED = 0x2) are not alerts.
         let refused = quinn::ConnectionError::ConnectionClosed(quinn_proto::ConnectionClose {
@@ -146,9 +143,6 @@ mod tests {
             frame_type: None,
             reason: Default::default(),
         });
-        assert!(matches!(
-            connection_error(peer, refused),
-            Error::Connection { .. }
-        ));
+        assert!(matches!(connection_error(peer, refused), Error::Connection { .. }));
     }
 }

@@ -53,11 +53,7 @@ impl Metrics {
             "Failed handshakes",
             self.handshake_failures.clone(),
         );
-        r.register(
-            "connections_open",
-            "Open connections",
-            self.connections_open.clone(),
-        );
+        r.register("connections_open", "Open connections", self.connections_open.clone());
         r.register("rpc_served", "RPC requests served", self.rpc_served.clone());
         r.register(
             "rpc_errors",

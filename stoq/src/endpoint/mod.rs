@@ -213,11 +213,7 @@ impl Endpoint {
     pub async fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Connection> {
         let addr = require_ipv6(addr)?;
         let key = (addr, server_name.to_string());
-        if let Some(c) = lock(&self.dialed)
-            .get(&key)
-            .filter(|c| !c.is_closed())
-            .cloned()
-        {
+        if let Some(c) = lock(&self.dialed).get(&key).filter(|c| !c.is_closed()).cloned() {
             return Ok(c);
         }
         let policy = &self.shared.config.reconnect;
@@ -242,14 +238,11 @@ impl Endpoint {
     }
 
     async fn dial_once(&self, addr: SocketAddr, server_name: &str) -> Result<Connection> {
-        let connecting = self
-            .quic
-            .connect(addr, server_name)
-            .map_err(|e| Error::Connection {
-                peer: addr,
-                reason: e.to_string(),
-                retryable: false,
-            })?;
+        let connecting = self.quic.connect(addr, server_name).map_err(|e| Error::Connection {
+            peer: addr,
+            reason: e.to_string(),
+            retryable: false,
+        })?;
         let timeout = self.shared.config.timeouts.handshake;
         let conn = match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(c)) => c,
@@ -272,8 +265,7 @@ impl Endpoint {
     /// peers to be told.
     pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
-        self.quic
-            .close(CLOSE_NORMAL.into(), b"endpoint shutting down");
+        self.quic.close(CLOSE_NORMAL.into(), b"endpoint shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.quic.wait_idle()).await;
         lock(&self.shared.connections).clear();
         lock(&self.dialed).clear();

@@ -55,11 +55,7 @@ impl Gossip {
     pub(crate) fn new(local: NodeId, config: GossipConfig) -> Self {
         let seed = rand::random();
         Gossip {
-            core: Mutex::new(GossipCore::new(
-                Bytes::copy_from_slice(&local.0),
-                config,
-                seed,
-            )),
+            core: Mutex::new(GossipCore::new(Bytes::copy_from_slice(&local.0), config, seed)),
             peers: Mutex::new(HashMap::new()),
             subscribers: Mutex::new(HashMap::new()),
             dropped: Default::default(),
@@ -78,10 +74,7 @@ impl Gossip {
                 core.subscribe(topic)?
             }
         };
-        lock(&self.subscribers)
-            .entry(topic.to_string())
-            .or_default()
-            .push(tx);
+        lock(&self.subscribers).entry(topic.to_string()).or_default().push(tx);
         self.run(effects);
         Ok(rx)
     }

@@ -45,9 +45,8 @@ impl PrefixRateLimiter {
     /// Drops buckets that have refilled completely (they carry no state).
     fn forget_full(&mut self, now: Instant) {
         let (rate, burst) = (self.rate, self.burst);
-        self.buckets.retain(|_, (tokens, last)| {
-            *tokens + now.saturating_duration_since(*last).as_secs_f64() * rate < burst
-        });
+        self.buckets
+            .retain(|_, (tokens, last)| *tokens + now.saturating_duration_since(*last).as_secs_f64() * rate < burst);
     }
 
     /// Number of tracked prefixes.

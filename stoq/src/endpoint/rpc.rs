@@ -70,10 +70,9 @@ impl RpcError {
 
     fn message(&self) -> String {
         match self {
-            RpcError::UnknownMethod(m)
-            | RpcError::BadRequest(m)
-            | RpcError::Internal(m)
-            | RpcError::Transport(m) => m.clone(),
+            RpcError::UnknownMethod(m) | RpcError::BadRequest(m) | RpcError::Internal(m) | RpcError::Transport(m) => {
+                m.clone()
+            }
             RpcError::Application { message, .. } => message.clone(),
             _ => String::new(),
         }
@@ -92,8 +91,7 @@ impl RpcError {
         let Some((code, msg)) = p.split_first_chunk::<2>() else {
             return RpcError::Transport("malformed error frame".into());
         };
-        let message =
-            String::from_utf8_lossy(&msg[..msg.len().min(MAX_ERROR_MESSAGE)]).into_owned();
+        let message = String::from_utf8_lossy(&msg[..msg.len().min(MAX_ERROR_MESSAGE)]).into_owned();
         match u16::from_be_bytes(*code) {
             1 => RpcError::UnknownMethod(message),
             2 => RpcError::DeadlineExceeded,
@@ -150,12 +148,7 @@ where
 }
 
 /// Request payload: `method_len (u8) | method | deadline_ms (u32) | body`.
-pub(crate) fn encode_request(
-    id: u64,
-    method: &str,
-    deadline: Duration,
-    body: Bytes,
-) -> Result<Frame, RpcError> {
+pub(crate) fn encode_request(id: u64, method: &str, deadline: Duration, body: Bytes) -> Result<Frame, RpcError> {
     if method.is_empty() || method.len() > MAX_METHOD_LEN {
         return Err(RpcError::BadRequest(format!(
             "method name must be 1..={MAX_METHOD_LEN} bytes"
@@ -176,15 +169,11 @@ pub(crate) fn decode_request(payload: &Bytes) -> Result<(String, Duration, Bytes
     if len == 0 || len > MAX_METHOD_LEN {
         return Err(bad("method name length out of range"));
     }
-    let method = payload
-        .get(1..1 + len)
-        .ok_or_else(|| bad("truncated method name"))?;
+    let method = payload.get(1..1 + len).ok_or_else(|| bad("truncated method name"))?;
     let method = std::str::from_utf8(method)
         .map_err(|_| bad("method name is not UTF-8"))?
         .to_string();
-    let dl = payload
-        .get(1 + len..5 + len)
-        .ok_or_else(|| bad("truncated deadline"))?;
+    let dl = payload.get(1 + len..5 + len).ok_or_else(|| bad("truncated deadline"))?;
     let deadline = Duration::from_millis(u32::from_be_bytes([dl[0], dl[1], dl[2], dl[3]]) as u64);
     Ok((method, deadline, payload.slice(5 + len..)))
 }
@@ -201,10 +190,7 @@ pub(crate) async fn read_one_frame(
     let mut head = [0u8; 12];
     let mut head_len = 0;
     loop {
-        if let Some(frame) = decoder
-            .next_frame()
-            .map_err(|e| RpcError::BadRequest(e.to_string()))?
-        {
+        if let Some(frame) = decoder.next_frame().map_err(|e| RpcError::BadRequest(e.to_string()))? {
             return Ok(frame);
         }
         match recv.read_chunk(decoder.read_limit().max(1), true).await {
@@ -215,18 +201,13 @@ pub(crate) async fn read_one_frame(
                     head_len += n;
                     if head_len == head.len() {
                         *header_id = u64::from_be_bytes([
-                            head[4], head[5], head[6], head[7], head[8], head[9], head[10],
-                            head[11],
+                            head[4], head[5], head[6], head[7], head[8], head[9], head[10], head[11],
                         ]);
                     }
                 }
                 decoder.push(chunk.bytes)
             }
-            Ok(None) => {
-                return Err(RpcError::Transport(
-                    "stream ended before a complete frame".into(),
-                ))
-            }
+            Ok(None) => return Err(RpcError::Transport("stream ended before a complete frame".into())),
             Err(quinn::ReadError::Reset(_)) => return Err(RpcError::Cancelled),
             Err(e) => return Err(RpcError::Transport(e.to_string())),
         }
@@ -239,13 +220,7 @@ mod tests {
 
     #[test]
     fn request_round_trip_and_refusals() {
-        let f = encode_request(
-            7,
-            "echo",
-            Duration::from_millis(1500),
-            Bytes::from_static(b"hi"),
-        )
-        .unwrap();
+        let f = encode_request(7, "echo", Duration::from_millis(1500), Bytes::from_static(b"hi")).unwrap();
         assert_eq!(f.kind, FrameKind::Request);
         let (m, d, b) = decode_request(&f.payload).unwrap();
         assert_eq!(
@@ -292,9 +267,6 @@ mod tests {
         let long = RpcError::Internal("é".repeat(2000));
         let f = long.to_frame(1);
         assert!(f.payload.len() <= 2 + MAX_ERROR_MESSAGE);
-        assert!(matches!(
-            RpcError::from_payload(&[1]),
-            RpcError::Transport(_)
-        ));
+        assert!(matches!(RpcError::from_payload(&[1]), RpcError::Transport(_)));
     }
 }

@@ -47,10 +47,7 @@ impl FrameBatcher {
     /// Like [`Frame::encode`], if the payload is longer than `u32::MAX` bytes.
     pub fn push(&mut self, frame: &Frame) {
         let needed = frame.encoded_len();
-        if self.buf.capacity() - self.buf.len() < needed
-            && self.buf.is_empty()
-            && !self.buf.try_reclaim(needed)
-        {
+        if self.buf.capacity() - self.buf.len() < needed && self.buf.is_empty() && !self.buf.try_reclaim(needed) {
             // The previous batch is still in flight (or there never was one).
             self.buf = self.pool.get();
         }
@@ -141,9 +138,7 @@ impl BufferPool {
     /// it has grown beyond four times `buf_capacity`.
     pub fn put(&self, mut buf: BytesMut) {
         buf.clear();
-        if !buf.try_reclaim(self.buf_capacity)
-            || buf.capacity() > self.buf_capacity.saturating_mul(4)
-        {
+        if !buf.try_reclaim(self.buf_capacity) || buf.capacity() > self.buf_capacity.saturating_mul(4) {
             return;
         }
         let mut free = self.lock();
@@ -216,10 +211,7 @@ mod tests {
         // The next batch reuses the same allocation's tail.
         batcher.push(&frames[0]);
         let next = batcher.take();
-        assert_eq!(
-            next.as_ptr() as usize,
-            batch.as_ptr() as usize + batch.len()
-        );
+        assert_eq!(next.as_ptr() as usize, batch.as_ptr() as usize + batch.len());
         assert_eq!(pool.misses(), 1);
     }
 

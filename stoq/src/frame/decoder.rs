@@ -91,9 +91,7 @@ impl FrameDecoder {
     ///
     /// At least 1 whenever the decoder has been drained.
     pub fn read_limit(&self) -> usize {
-        HEADER_LEN
-            .saturating_add(self.max_len)
-            .saturating_sub(self.buffered)
+        HEADER_LEN.saturating_add(self.max_len).saturating_sub(self.buffered)
     }
 
     /// Whether the decoder sits on a frame boundary with nothing buffered
@@ -114,9 +112,7 @@ impl FrameDecoder {
             Some(header) => HEADER_LEN + header.len,
         };
         if self.buffered >= needed {
-            return Err(FrameError::Unconsumed {
-                pending: self.buffered,
-            });
+            return Err(FrameError::Unconsumed { pending: self.buffered });
         }
         Err(FrameError::Truncated {
             needed,
@@ -219,11 +215,7 @@ mod tests {
 
     #[test]
     fn every_split_point_decodes_identically() {
-        let frames = [
-            sample(),
-            Frame::new(FrameKind::Gossip, 0, Bytes::new()),
-            sample(),
-        ];
+        let frames = [sample(), Frame::new(FrameKind::Gossip, 0, Bytes::new()), sample()];
         let wire = encode(&frames);
         for a in 0..=wire.len() {
             for b in a..=wire.len() {
@@ -284,10 +276,7 @@ mod tests {
         dec.push(raw.slice(..15));
         assert_eq!(dec.next_frame(), Ok(None));
         dec.push(raw.slice(15..));
-        assert_eq!(
-            dec.next_frame(),
-            Err(FrameError::Oversized { len: 65, max: 64 })
-        );
+        assert_eq!(dec.next_frame(), Err(FrameError::Oversized { len: 65, max: 64 }));
     }
 
     #[test]
@@ -298,10 +287,7 @@ mod tests {
             (header(VERSION, 7, 0, 0), FrameError::UnknownKind(7)),
             (header(VERSION, 255, 0, 0), FrameError::UnknownKind(255)),
             (header(VERSION, 1, 2, 0), FrameError::ReservedFlags(2)),
-            (
-                header(VERSION, 1, 0x8001, 0),
-                FrameError::ReservedFlags(0x8001),
-            ),
+            (header(VERSION, 1, 0x8001, 0), FrameError::ReservedFlags(0x8001)),
         ];
         for (raw, err) in cases {
             assert_eq!(decode_one(&raw, 64), Err(err.clone()));
@@ -335,22 +321,10 @@ mod tests {
         assert_eq!(dec.next_frame(), Ok(Some(sample())));
         assert_eq!(dec.next_frame(), Ok(None));
         assert!(!dec.is_idle());
-        assert_eq!(
-            dec.finish(),
-            Err(FrameError::Truncated {
-                needed: 21,
-                have: 20
-            })
-        );
+        assert_eq!(dec.finish(), Err(FrameError::Truncated { needed: 21, have: 20 }));
         let mut dec = FrameDecoder::new(64);
         dec.push(Bytes::copy_from_slice(&wire[..3]));
-        assert_eq!(
-            dec.finish(),
-            Err(FrameError::Truncated {
-                needed: 16,
-                have: 3
-            })
-        );
+        assert_eq!(dec.finish(), Err(FrameError::Truncated { needed: 16, have: 3 }));
         // A complete frame left unread is a caller bug, not truncation.
         dec.push(Bytes::copy_from_slice(&wire[3..21]));
         assert_eq!(dec.finish(), Err(FrameError::Unconsumed { pending: 21 }));

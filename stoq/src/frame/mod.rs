@@ -180,8 +180,8 @@ impl Frame {
     /// If the payload is longer than `u32::MAX` bytes, which the format
     /// cannot express.
     pub fn encode(&self, dst: &mut BytesMut) {
-        let len = u32::try_from(self.payload.len())
-            .expect("frame payload longer than u32::MAX bytes cannot be encoded");
+        let len =
+            u32::try_from(self.payload.len()).expect("frame payload longer than u32::MAX bytes cannot be encoded");
         dst.reserve(self.encoded_len());
         dst.put_u8(VERSION);
         dst.put_u8(self.kind.into());
@@ -292,10 +292,7 @@ mod tests {
     }
 
     /// Pushes `chunks` one by one, draining after each; returns the frames.
-    pub(super) fn decode_chunks(
-        chunks: &[&[u8]],
-        max_len: usize,
-    ) -> Result<Vec<Frame>, FrameError> {
+    pub(super) fn decode_chunks(chunks: &[&[u8]], max_len: usize) -> Result<Vec<Frame>, FrameError> {
         let mut dec = FrameDecoder::new(max_len);
         let mut out = Vec::new();
         for chunk in chunks {
@@ -331,10 +328,7 @@ mod tests {
             assert_eq!(wire.len(), frame.encoded_len());
             assert_eq!(decode_one(&wire, 64), Ok((frame.clone(), wire.len())));
             let wire = Bytes::from(wire);
-            assert_eq!(
-                Frame::decode_bytes(&wire, 64),
-                Ok((frame.clone(), wire.len()))
-            );
+            assert_eq!(Frame::decode_bytes(&wire, 64), Ok((frame.clone(), wire.len())));
             assert_eq!(decode_chunks(&[&wire], 64), Ok(vec![frame]));
         }
         assert_eq!(FrameKind::try_from(7), Err(FrameError::UnknownKind(7)));
@@ -355,21 +349,12 @@ mod tests {
         let wire = encode(&[sample()]);
         assert_eq!(
             decode_one(&wire[..10], 64),
-            Err(FrameError::Truncated {
-                needed: 16,
-                have: 10
-            })
+            Err(FrameError::Truncated { needed: 16, have: 10 })
         );
         assert_eq!(
             decode_one(&wire[..18], 64),
-            Err(FrameError::Truncated {
-                needed: 21,
-                have: 18
-            })
+            Err(FrameError::Truncated { needed: 21, have: 18 })
         );
-        assert_eq!(
-            decode_one(&wire, 4),
-            Err(FrameError::Oversized { len: 5, max: 4 })
-        );
+        assert_eq!(decode_one(&wire, 4), Err(FrameError::Oversized { len: 5, max: 4 }));
     }
 }

@@ -255,12 +255,7 @@ impl<P: Clone + Ord + fmt::Debug> GossipCore<P> {
     ///
     /// Messages from unknown peers are refused. On error the state is
     /// unchanged.
-    pub fn handle(
-        &mut self,
-        from: P,
-        msg: GossipWire,
-        now: Instant,
-    ) -> Result<Vec<Effect<P>>, GossipError> {
+    pub fn handle(&mut self, from: P, msg: GossipWire, now: Instant) -> Result<Vec<Effect<P>>, GossipError> {
         let max_topics = self.config.max_topics_per_peer;
         let Some(topics) = self.peers.get_mut(&from) else {
             return Err(GossipError::UnknownPeer(format!("{from:?}")));
@@ -285,12 +280,7 @@ impl<P: Clone + Ord + fmt::Debug> GossipCore<P> {
         }
     }
 
-    fn handle_publish(
-        &mut self,
-        from: P,
-        mut p: Publish,
-        now: Instant,
-    ) -> Result<Vec<Effect<P>>, GossipError> {
+    fn handle_publish(&mut self, from: P, mut p: Publish, now: Instant) -> Result<Vec<Effect<P>>, GossipError> {
         self.check_payload(&p.payload)?;
         // Decoding verified the id already; values built by hand have not
         // been, and a forged id must never reach the seen cache.
@@ -434,9 +424,7 @@ mod tests {
         for p in 0..20 {
             assert!(c.add_peer(p).is_empty());
         }
-        let (_, eff) = c
-            .publish("t", Bytes::from_static(b"x"), now)
-            .expect("publish");
+        let (_, eff) = c.publish("t", Bytes::from_static(b"x"), now).expect("publish");
         let s = sends(&eff);
         assert_eq!(s.len(), 6);
         assert_eq!(eff.len(), 6, "no local delivery on publish");
@@ -463,8 +451,7 @@ mod tests {
             c.add_peer(p);
         }
         for p in [4, 9, 15] {
-            c.handle(p, GossipWire::Subscribe("t".into()), now)
-                .expect("subscribe");
+            c.handle(p, GossipWire::Subscribe("t".into()), now).expect("subscribe");
         }
         for seq in 0..50 {
             let eff = c
@@ -476,13 +463,10 @@ mod tests {
         }
         // With more subscribers than the fan-out, only subscribers are chosen.
         for p in 10..20 {
-            c.handle(p, GossipWire::Subscribe("t".into()), now)
-                .expect("subscribe");
+            c.handle(p, GossipWire::Subscribe("t".into()), now).expect("subscribe");
         }
         let (_, eff) = c.publish("t", Bytes::new(), now).expect("publish");
-        let subs = c
-            .peers()
-            .filter(|p| c.peer_topics(p).is_some_and(|t| t.contains("t")));
+        let subs = c.peers().filter(|p| c.peer_topics(p).is_some_and(|t| t.contains("t")));
         let subs: BTreeSet<u32> = subs.copied().collect();
         assert!(sends(&eff).iter().all(|(to, _)| subs.contains(to)));
     }
@@ -500,9 +484,7 @@ mod tests {
             .expect("handle");
         assert_eq!(eff.len(), 2);
         assert!(matches!(&eff[0], Effect::Deliver { topic, .. } if topic == "t"));
-        assert!(
-            matches!(&eff[1], Effect::Send { to: 2, msg: GossipWire::Publish(p) } if p.hops == 7)
-        );
+        assert!(matches!(&eff[1], Effect::Send { to: 2, msg: GossipWire::Publish(p) } if p.hops == 7));
         // hops 7: delivered, not relayed.
         let eff = c
             .handle(1, GossipWire::Publish(foreign("t", 2, 7)), now)
@@ -553,8 +535,7 @@ mod tests {
         let now = Instant::now();
         let mut c = core(5);
         c.add_peer(7);
-        c.handle(7, GossipWire::Subscribe("x".into()), now)
-            .expect("subscribe");
+        c.handle(7, GossipWire::Subscribe("x".into()), now).expect("subscribe");
         assert!(c.peer_topics(&7).is_some_and(|t| t.contains("x")));
         c.handle(7, GossipWire::Unsubscribe("x".into()), now)
             .expect("unsubscribe");
@@ -604,8 +585,7 @@ mod tests {
         assert_eq!(c.seen_len(), 1);
         c.tick(t0 + Duration::from_secs(120));
         assert_eq!(c.seen_len(), 0);
-        c.handle(1, msg, t0 + Duration::from_secs(120))
-            .expect("new again");
+        c.handle(1, msg, t0 + Duration::from_secs(120)).expect("new again");
         assert_eq!(c.stats().duplicates, 1);
     }
 }

@@ -28,9 +28,7 @@ mod wire;
 
 pub use self::core::{Effect, GossipConfig, GossipCore, GossipStats};
 pub use self::seen::SeenCache;
-pub use self::wire::{
-    validate_topic, GossipWire, MessageId, Publish, MAX_ORIGIN_LEN, MAX_TOPIC_LEN, WIRE_VERSION,
-};
+pub use self::wire::{validate_topic, GossipWire, MessageId, Publish, MAX_ORIGIN_LEN, MAX_TOPIC_LEN, WIRE_VERSION};
 
 /// Errors of the gossip codec and core.
 ///

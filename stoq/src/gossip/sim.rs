@@ -44,15 +44,8 @@ impl Default for NetConfig {
 }
 
 enum EventKind {
-    Message {
-        from: usize,
-        to: usize,
-        bytes: Bytes,
-    },
-    Publish {
-        node: usize,
-        payload: Bytes,
-    },
+    Message { from: usize, to: usize, bytes: Bytes },
+    Publish { node: usize, payload: Bytes },
 }
 
 struct Event {
@@ -202,10 +195,7 @@ impl Sim {
         for e in effects {
             match e {
                 Effect::Send { to, msg } => {
-                    let base = *self
-                        .links
-                        .get(&link(node, to))
-                        .expect("send only to a connected peer");
+                    let base = *self.links.get(&link(node, to)).expect("send only to a connected peer");
                     let mut buf = BytesMut::new();
                     msg.encode(&mut buf).expect("core emits valid messages");
                     let bytes = buf.freeze();
@@ -217,8 +207,7 @@ impl Sim {
                         if self.net.drop_prob > 0.0 && self.rng.gen_bool(self.net.drop_prob) {
                             continue;
                         }
-                        let jitter =
-                            Duration::from_millis(self.rng.gen_range(0..=self.net.jitter_ms));
+                        let jitter = Duration::from_millis(self.rng.gen_range(0..=self.net.jitter_ms));
                         let at = self.now + base + jitter;
                         let kind = EventKind::Message {
                             from: node,
@@ -235,10 +224,7 @@ impl Sim {
                     payload,
                 } => {
                     assert_eq!(topic, TOPIC);
-                    assert!(
-                        self.subscribed.contains(&node),
-                        "delivered to non-subscriber"
-                    );
+                    assert!(self.subscribed.contains(&node), "delivered to non-subscriber");
                     let (publisher, sent) = self.published.get(&id).expect("delivered unknown id");
                     assert_eq!(origin, self.origins[*publisher]);
                     assert_eq!(&payload, sent);
@@ -265,9 +251,7 @@ impl Sim {
                     self.dispatch(to, eff);
                 }
                 EventKind::Publish { node, payload } => {
-                    let (id, eff) = self.nodes[node]
-                        .publish(TOPIC, payload.clone(), now)
-                        .expect("publish");
+                    let (id, eff) = self.nodes[node].publish(TOPIC, payload.clone(), now).expect("publish");
                     assert!(self.published.insert(id, (node, payload)).is_none());
                     self.dispatch(node, eff);
                 }
@@ -499,8 +483,7 @@ fn hostile_input_is_refused_with_distinct_errors_and_no_state_change() {
     c.add_peer(2);
     c.subscribe(TOPIC).expect("subscribe");
     for t in ["a", "b", "c"] {
-        c.handle(1, GossipWire::Subscribe(t.into()), now)
-            .expect("within limit");
+        c.handle(1, GossipWire::Subscribe(t.into()), now).expect("within limit");
     }
     let genuine = Publish::new(
         TOPIC.into(),
@@ -514,13 +497,8 @@ fn hostile_input_is_refused_with_distinct_errors_and_no_state_change() {
     // 1. Forged id: the attacker claims the genuine id for other content.
     let mut forged = genuine.clone();
     forged.payload = Bytes::from_static(b"evil");
-    let forged_bytes = GossipWire::Publish(forged.clone())
-        .to_bytes()
-        .expect("encode");
-    assert_eq!(
-        GossipWire::decode(forged_bytes),
-        Err(GossipError::IdMismatch)
-    );
+    let forged_bytes = GossipWire::Publish(forged.clone()).to_bytes().expect("encode");
+    assert_eq!(GossipWire::decode(forged_bytes), Err(GossipError::IdMismatch));
     errors.push(
         c.handle(2, GossipWire::Publish(forged), now)
             .expect_err("must be refused"),
@@ -581,10 +559,7 @@ fn hostile_input_is_refused_with_distinct_errors_and_no_state_change() {
         8,
         Bytes::from(vec![0u8; 1025]),
     );
-    errors.push(
-        c.handle(2, GossipWire::Publish(big), now)
-            .expect_err("must be refused"),
-    );
+    errors.push(c.handle(2, GossipWire::Publish(big), now).expect_err("must be refused"));
     assert_eq!(snapshot(&c), before);
 
     // 10. Control character in a topic given to the core directly.
@@ -604,9 +579,7 @@ fn hostile_input_is_refused_with_distinct_errors_and_no_state_change() {
     assert_eq!(errors.len(), 10);
 
     // The cache was not poisoned: the genuine publication is delivered.
-    let eff = c
-        .handle(2, GossipWire::Publish(genuine.clone()), now)
-        .expect("genuine");
+    let eff = c.handle(2, GossipWire::Publish(genuine.clone()), now).expect("genuine");
     assert!(eff
         .iter()
         .any(|e| matches!(e, Effect::Deliver { id, .. } if *id == genuine.id)));

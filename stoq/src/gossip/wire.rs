@@ -170,9 +170,7 @@ impl GossipWire {
     /// Exact length of the encoding (assuming the value is valid).
     pub fn encoded_len(&self) -> usize {
         match self {
-            Self::Publish(p) => {
-                2 + 1 + 8 + 32 + 1 + p.topic.len() + 1 + p.origin.len() + p.payload.len()
-            }
+            Self::Publish(p) => 2 + 1 + 8 + 32 + 1 + p.topic.len() + 1 + p.origin.len() + p.payload.len(),
             Self::Subscribe(t) | Self::Unsubscribe(t) => 2 + 1 + t.len(),
         }
     }
@@ -370,13 +368,8 @@ mod tests {
     #[test]
     fn decode_rejects_malformed_input() {
         // Empty / truncated at every prefix.
-        assert_eq!(
-            GossipWire::decode(Bytes::new()),
-            Err(GossipError::Truncated("tag"))
-        );
-        let sub = GossipWire::Subscribe("news".into())
-            .to_bytes()
-            .expect("encode");
+        assert_eq!(GossipWire::decode(Bytes::new()), Err(GossipError::Truncated("tag")));
+        let sub = GossipWire::Subscribe("news".into()).to_bytes().expect("encode");
         for n in 1..sub.len() {
             assert!(matches!(
                 GossipWire::decode(sub.slice(..n)),
@@ -395,10 +388,7 @@ mod tests {
         // Trailing bytes after a subscribe.
         let mut long = BytesMut::from(&sub[..]);
         long.put_slice(b"xx");
-        assert_eq!(
-            GossipWire::decode(long.freeze()),
-            Err(GossipError::TrailingBytes(2))
-        );
+        assert_eq!(GossipWire::decode(long.freeze()), Err(GossipError::TrailingBytes(2)));
         // Unknown tag, bad version.
         assert_eq!(
             GossipWire::decode(Bytes::from_static(&[0x7f, 1, 1, b'a'])),
@@ -439,10 +429,7 @@ mod tests {
         put_short(&mut b, b"t");
         b.put_u8(65);
         b.put_slice(&[0u8; 65]);
-        assert_eq!(
-            GossipWire::decode(b.freeze()),
-            Err(GossipError::OriginTooLong(65))
-        );
+        assert_eq!(GossipWire::decode(b.freeze()), Err(GossipError::OriginTooLong(65)));
 
         let mut p = publish("t", b"o", 1, 0, b"payload");
         p.id.0[0] ^= 1;

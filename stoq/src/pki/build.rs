@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use x509_cert::builder::{profile::BuilderProfile, Builder, CertificateBuilder};
 use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::pkix::{
-    name::GeneralName, AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectAltName, SubjectKeyIdentifier,
+    name::GeneralName, AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+    SubjectKeyIdentifier,
 };
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
@@ -86,17 +86,25 @@ impl Issuer {
     /// match the certificate.
     pub fn from_certificate(cert: &Certificate, key: KeyPair) -> Result<Self, CertificateError> {
         if cert.public_key() != key.public_key() {
-            return Err(CertificateError::Issue("issuer key does not match the issuer certificate".into()));
+            return Err(CertificateError::Issue(
+                "issuer key does not match the issuer certificate".into(),
+            ));
         }
         if !cert.is_ca() {
             return Err(CertificateError::Usage("issuer certificate is not a CA".into()));
         }
-        Ok(Issuer { key, name: cert.x509().tbs_certificate().subject().clone() })
+        Ok(Issuer {
+            key,
+            name: cert.x509().tbs_certificate().subject().clone(),
+        })
     }
 
     /// The issuer for a self-signed root with this subject.
     pub fn self_signed(key: KeyPair, subject: &str) -> Result<Self, CertificateError> {
-        Ok(Issuer { key, name: Name::from_str(subject)? })
+        Ok(Issuer {
+            key,
+            name: Name::from_str(subject)?,
+        })
     }
 
     /// The issuing key.
@@ -106,7 +114,11 @@ impl Issuer {
 }
 
 /// Issues a certificate for `subject_key` signed by `issuer`.
-pub fn issue(params: &CertificateParams, subject_key: &PublicKey, issuer: &Issuer) -> Result<Certificate, CertificateError> {
+pub fn issue(
+    params: &CertificateParams,
+    subject_key: &PublicKey,
+    issuer: &Issuer,
+) -> Result<Certificate, CertificateError> {
     let issue_err = |e: x509_cert::builder::Error| CertificateError::Issue(e.to_string());
     for name in &params.dns_names {
         rustls_pki_types::DnsName::try_from(name.as_str())
@@ -119,17 +131,30 @@ pub fn issue(params: &CertificateParams, subject_key: &PublicKey, issuer: &Issue
     if params.kind == CertKind::Root && subject != issuer.name {
         return Err(CertificateError::Issue("a root's subject must equal its issuer".into()));
     }
-    let profile = StackProfile { subject, issuer: issuer.name.clone(), kind: params.kind, dns_names: params.dns_names.clone() };
+    let profile = StackProfile {
+        subject,
+        issuer: issuer.name.clone(),
+        kind: params.kind,
+        dns_names: params.dns_names.clone(),
+    };
     let validity = Validity::new(time(params.not_before)?, time(params.not_after)?);
     let spki: SubjectPublicKeyInfoOwned = der::Decode::from_der(&subject_key.to_spki_der())?;
-    let mut builder = CertificateBuilder::new(profile, serial(params.serial.as_deref())?, validity, spki).map_err(issue_err)?;
+    let mut builder =
+        CertificateBuilder::new(profile, serial(params.serial.as_deref())?, validity, spki).map_err(issue_err)?;
     for ext in &params.extra_extensions {
-        builder.add_extension(ext.clone()).map_err(|e| CertificateError::Issue(e.to_string()))?;
+        builder
+            .add_extension(ext.clone())
+            .map_err(|e| CertificateError::Issue(e.to_string()))?;
     }
     let signer = CertSigner(&issuer.key);
     let tbs = builder.finalize(&signer).map_err(issue_err)?;
-    let sig = issuer.key.sign(&tbs).map_err(|e| CertificateError::Issue(e.to_string()))?;
-    let cert = builder.assemble(BitString::from_bytes(sig.as_bytes())?, &signer).map_err(issue_err)?;
+    let sig = issuer
+        .key
+        .sign(&tbs)
+        .map_err(|e| CertificateError::Issue(e.to_string()))?;
+    let cert = builder
+        .assemble(BitString::from_bytes(sig.as_bytes())?, &signer)
+        .map_err(issue_err)?;
     Certificate::from_der(&cert.to_der()?)
 }
 
@@ -174,7 +199,10 @@ impl signature::Keypair for CertSigner<'_> {
 
 impl spki::DynSignatureAlgorithmIdentifier for CertSigner<'_> {
     fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
-        Ok(AlgorithmIdentifierOwned { oid: self.0.algorithm().oid(), parameters: None })
+        Ok(AlgorithmIdentifierOwned {
+            oid: self.0.algorithm().oid(),
+            parameters: None,
+        })
     }
 }
 
@@ -187,7 +215,11 @@ struct StackProfile {
 }
 
 fn extension<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> x509_cert::builder::Result<Extension> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
 }
 
 fn key_id(spk: &SubjectPublicKeyInfoRef<'_>) -> x509_cert::builder::Result<OctetString> {
@@ -216,7 +248,14 @@ impl BuilderProfile for StackProfile {
             CertKind::Intermediate => (true, Some(0), KeyUsages::KeyCertSign | KeyUsages::CRLSign),
             CertKind::Leaf => (false, None, KeyUsages::DigitalSignature.into()),
         };
-        exts.push(extension(BasicConstraints::OID, true, &BasicConstraints { ca, path_len_constraint: path_len })?);
+        exts.push(extension(
+            BasicConstraints::OID,
+            true,
+            &BasicConstraints {
+                ca,
+                path_len_constraint: path_len,
+            },
+        )?);
         exts.push(extension(KeyUsage::OID, true, &KeyUsage(usage))?);
         if self.kind == CertKind::Leaf {
             let eku = ExtendedKeyUsage(vec![rfc5280::ID_KP_SERVER_AUTH, rfc5280::ID_KP_CLIENT_AUTH]);
@@ -228,11 +267,22 @@ impl BuilderProfile for StackProfile {
                 names.push(GeneralName::DnsName(Ia5String::new(n)?));
             }
             // RFC 5280: critical when the subject is empty.
-            exts.push(extension(SubjectAltName::OID, self.subject.is_empty(), &SubjectAltName(names))?);
+            exts.push(extension(
+                SubjectAltName::OID,
+                self.subject.is_empty(),
+                &SubjectAltName(names),
+            )?);
         }
-        exts.push(extension(SubjectKeyIdentifier::OID, false, &SubjectKeyIdentifier(key_id(&spk)?))?);
+        exts.push(extension(
+            SubjectKeyIdentifier::OID,
+            false,
+            &SubjectKeyIdentifier(key_id(&spk)?),
+        )?);
         if self.kind != CertKind::Root {
-            let aki = AuthorityKeyIdentifier { key_identifier: Some(key_id(&issuer_spk)?), ..Default::default() };
+            let aki = AuthorityKeyIdentifier {
+                key_identifier: Some(key_id(&issuer_spk)?),
+                ..Default::default()
+            };
             exts.push(extension(AuthorityKeyIdentifier::OID, false, &aki)?);
         }
         Ok(exts)

@@ -23,9 +23,12 @@ impl Certificate {
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
         let parsed = x509_cert::Certificate::from_der(der)?;
         let spki = parsed.tbs_certificate().subject_public_key_info().to_der()?;
-        let public_key =
-            PublicKey::from_spki_der(&spki).map_err(|e| CertificateError::Algorithm(e.to_string()))?;
-        Ok(Certificate { der: CertificateDer::from(der.to_vec()), parsed, public_key })
+        let public_key = PublicKey::from_spki_der(&spki).map_err(|e| CertificateError::Algorithm(e.to_string()))?;
+        Ok(Certificate {
+            der: CertificateDer::from(der.to_vec()),
+            parsed,
+            public_key,
+        })
     }
 
     /// Parses one PEM `CERTIFICATE` block.
@@ -33,7 +36,9 @@ impl Certificate {
         let (label, der) =
             der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| CertificateError::Malformed(e.to_string()))?;
         if label != "CERTIFICATE" {
-            return Err(CertificateError::Malformed(format!("expected a CERTIFICATE PEM block, found {label}")));
+            return Err(CertificateError::Malformed(format!(
+                "expected a CERTIFICATE PEM block, found {label}"
+            )));
         }
         Self::from_der(&der)
     }
@@ -114,7 +119,9 @@ impl Certificate {
 
     /// The DNS names of the subjectAltName extension.
     pub fn dns_names(&self) -> Vec<String> {
-        let Ok(Some(san)) = self.extension::<SubjectAltName>() else { return Vec::new() };
+        let Ok(Some(san)) = self.extension::<SubjectAltName>() else {
+            return Vec::new();
+        };
         san.0
             .iter()
             .filter_map(|n| match n {
@@ -146,7 +153,9 @@ impl Certificate {
     {
         match self.extension_value(&T::OID) {
             None => Ok(None),
-            Some(v) => T::from_der(v).map(Some).map_err(|e| CertificateError::Malformed(format!("extension {}: {e}", T::OID))),
+            Some(v) => T::from_der(v)
+                .map(Some)
+                .map_err(|e| CertificateError::Malformed(format!("extension {}: {e}", T::OID))),
         }
     }
 }

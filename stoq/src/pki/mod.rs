@@ -11,9 +11,9 @@
 mod algorithms;
 mod build;
 mod cert;
-mod verify;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 pub use algorithms::{Falcon1024Verify, COMPAT_ALGORITHMS, FALCON1024, POST_QUANTUM_ALGORITHMS};
 

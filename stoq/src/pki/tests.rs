@@ -18,7 +18,12 @@ fn pki(alg: Algorithm) -> Pki {
 fn pki_named(alg: Algorithm, subject: &str) -> Pki {
     let key = KeyPair::generate(alg);
     let issuer = Issuer::self_signed(key.clone(), subject).unwrap();
-    let root = issue(&CertificateParams::new(CertKind::Root, subject, 10 * DAY), key.public_key(), &issuer).unwrap();
+    let root = issue(
+        &CertificateParams::new(CertKind::Root, subject, 10 * DAY),
+        key.public_key(),
+        &issuer,
+    )
+    .unwrap();
     let issuer = Issuer::from_certificate(&root, key).unwrap();
     Pki { root, issuer }
 }
@@ -46,9 +51,12 @@ fn issued_leaf_verifies_and_exposes_identity() {
     assert_eq!(cert.dns_names(), vec!["node-1.mesh".to_string()]);
     assert!(!cert.is_ca() && p.root.is_ca());
     let v = verifier(&p);
-    let chain = v.verify(cert.der(), &[], &server("node-1.mesh"), SystemTime::now()).unwrap();
+    let chain = v
+        .verify(cert.der(), &[], &server("node-1.mesh"), SystemTime::now())
+        .unwrap();
     assert_eq!(chain.end_entity.node_id(), cert.node_id());
-    v.verify(cert.der(), &[], &KeyPurpose::Client, SystemTime::now()).unwrap();
+    v.verify(cert.der(), &[], &KeyPurpose::Client, SystemTime::now())
+        .unwrap();
     // PEM round trip
     assert_eq!(Certificate::from_pem(&cert.to_pem()).unwrap().der(), cert.der());
     let bundle = format!("{}{}", cert.to_pem(), p.root.to_pem());
@@ -73,21 +81,36 @@ fn wrong_name_untrusted_root_expired_and_not_yet_valid_are_refused() {
     let v = verifier(&p);
     let now = SystemTime::now();
     let good = leaf(&p, &["a.mesh"], |_| {});
-    assert!(matches!(v.verify(good.der(), &[], &server("b.mesh"), now), Err(CertificateError::NameMismatch(_))));
+    assert!(matches!(
+        v.verify(good.der(), &[], &server("b.mesh"), now),
+        Err(CertificateError::NameMismatch(_))
+    ));
     let foreign = leaf(&other, &["a.mesh"], |_| {});
-    assert_eq!(v.verify(foreign.der(), &[], &server("a.mesh"), now).unwrap_err(), CertificateError::UnknownIssuer);
+    assert_eq!(
+        v.verify(foreign.der(), &[], &server("a.mesh"), now).unwrap_err(),
+        CertificateError::UnknownIssuer
+    );
     let forged = leaf(&impostor, &["a.mesh"], |_| {});
-    assert_eq!(v.verify(forged.der(), &[], &server("a.mesh"), now).unwrap_err(), CertificateError::BadSignature);
+    assert_eq!(
+        v.verify(forged.der(), &[], &server("a.mesh"), now).unwrap_err(),
+        CertificateError::BadSignature
+    );
     let expired = leaf(&p, &["a.mesh"], |cp| {
         cp.not_before = now - 3 * DAY;
         cp.not_after = now - DAY;
     });
-    assert_eq!(v.verify(expired.der(), &[], &server("a.mesh"), now).unwrap_err(), CertificateError::Expired);
+    assert_eq!(
+        v.verify(expired.der(), &[], &server("a.mesh"), now).unwrap_err(),
+        CertificateError::Expired
+    );
     let future = leaf(&p, &["a.mesh"], |cp| {
         cp.not_before = now + DAY;
         cp.not_after = now + 2 * DAY;
     });
-    assert_eq!(v.verify(future.der(), &[], &server("a.mesh"), now).unwrap_err(), CertificateError::NotYetValid);
+    assert_eq!(
+        v.verify(future.der(), &[], &server("a.mesh"), now).unwrap_err(),
+        CertificateError::NotYetValid
+    );
 }
 
 #[test]
@@ -97,43 +120,67 @@ fn tampered_certificate_is_refused() {
     let mut der = cert.der().to_vec();
     // Flip a byte inside the subject public key (well inside the TBS).
     der[400] ^= 0x01;
-    let err = verifier(&p).verify(&der.into(), &[], &server("a.mesh"), SystemTime::now()).unwrap_err();
-    assert!(matches!(err, CertificateError::BadSignature | CertificateError::Malformed(_)), "{err:?}");
+    let err = verifier(&p)
+        .verify(&der.into(), &[], &server("a.mesh"), SystemTime::now())
+        .unwrap_err();
+    assert!(
+        matches!(err, CertificateError::BadSignature | CertificateError::Malformed(_)),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn intermediate_chain_verifies_and_leaf_cannot_issue() {
     let p = pki(Algorithm::FnDsa1024);
     let ikey = KeyPair::generate(Algorithm::FnDsa1024);
-    let icert = issue(&CertificateParams::new(CertKind::Intermediate, "CN=Issuing CA", 5 * DAY), ikey.public_key(), &p.issuer)
-        .unwrap();
+    let icert = issue(
+        &CertificateParams::new(CertKind::Intermediate, "CN=Issuing CA", 5 * DAY),
+        ikey.public_key(),
+        &p.issuer,
+    )
+    .unwrap();
     let iss = Issuer::from_certificate(&icert, ikey).unwrap();
     let key = KeyPair::generate(Algorithm::FnDsa1024);
-    let cert = issue(&CertificateParams::new(CertKind::Leaf, "CN=n", DAY).with_dns_names(["n.mesh"]), key.public_key(), &iss)
-        .unwrap();
+    let cert = issue(
+        &CertificateParams::new(CertKind::Leaf, "CN=n", DAY).with_dns_names(["n.mesh"]),
+        key.public_key(),
+        &iss,
+    )
+    .unwrap();
     let v = verifier(&p);
-    v.verify(cert.der(), &[icert.der().clone()], &server("n.mesh"), SystemTime::now()).unwrap();
+    v.verify(cert.der(), &[icert.der().clone()], &server("n.mesh"), SystemTime::now())
+        .unwrap();
     assert_eq!(
-        v.verify(cert.der(), &[], &server("n.mesh"), SystemTime::now()).unwrap_err(),
+        v.verify(cert.der(), &[], &server("n.mesh"), SystemTime::now())
+            .unwrap_err(),
         CertificateError::UnknownIssuer
     );
     // A leaf is not a CA: it cannot become an issuer.
-    assert!(matches!(Issuer::from_certificate(&cert, key), Err(CertificateError::Usage(_))));
+    assert!(matches!(
+        Issuer::from_certificate(&cert, key),
+        Err(CertificateError::Usage(_))
+    ));
 }
 
 #[test]
 fn classical_chain_needs_compat_algorithms() {
     let p = pki(Algorithm::Ed25519);
     let key = KeyPair::generate(Algorithm::Ed25519);
-    let cert = issue(&CertificateParams::new(CertKind::Leaf, "CN=c", DAY).with_dns_names(["c.mesh"]), key.public_key(), &p.issuer)
-        .unwrap();
+    let cert = issue(
+        &CertificateParams::new(CertKind::Leaf, "CN=c", DAY).with_dns_names(["c.mesh"]),
+        key.public_key(),
+        &p.issuer,
+    )
+    .unwrap();
     let anchors = TrustAnchors::new([p.root.clone()]).unwrap();
     let pq = ChainVerifier::new(anchors.clone(), POST_QUANTUM_ALGORITHMS);
     assert!(matches!(
         pq.verify(cert.der(), &[], &server("c.mesh"), SystemTime::now()),
         Err(CertificateError::Algorithm(_))
     ));
-    ChainVerifier::new(anchors, COMPAT_ALGORITHMS).verify(cert.der(), &[], &server("c.mesh"), SystemTime::now()).unwrap();
+    ChainVerifier::new(anchors, COMPAT_ALGORITHMS)
+        .verify(cert.der(), &[], &server("c.mesh"), SystemTime::now())
+        .unwrap();
 }
 
 #[derive(Debug)]
@@ -158,8 +205,16 @@ fn hooks_run_after_webpki_and_can_refuse() {
     let revoked = leaf(&p, &["a.mesh"], |_| {});
     let fine = leaf(&p, &["a.mesh"], |_| {});
     let v = verifier(&p).with_check(Arc::new(DenySerial(revoked.serial().to_vec())));
-    let err = v.verify(revoked.der(), &[], &server("a.mesh"), SystemTime::now()).unwrap_err();
-    assert_eq!(err, CertificateError::Rejected { check: "revocation", reason: "serial is revoked".into() });
+    let err = v
+        .verify(revoked.der(), &[], &server("a.mesh"), SystemTime::now())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CertificateError::Rejected {
+            check: "revocation",
+            reason: "serial is revoked".into()
+        }
+    );
     v.verify(fine.der(), &[], &server("a.mesh"), SystemTime::now()).unwrap();
 }
 
@@ -168,7 +223,11 @@ fn extra_extensions_are_carried() {
     use der::asn1::OctetString;
     let p = pki(Algorithm::FnDsa1024);
     let oid = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.1");
-    let ext = x509_cert::ext::Extension { extn_id: oid, critical: false, extn_value: OctetString::new(vec![4, 2, 0xAB, 0xCD]).unwrap() };
+    let ext = x509_cert::ext::Extension {
+        extn_id: oid,
+        critical: false,
+        extn_value: OctetString::new(vec![4, 2, 0xAB, 0xCD]).unwrap(),
+    };
     let cert = leaf(&p, &["a.mesh"], |cp| cp.extra_extensions.push(ext));
     assert_eq!(cert.extension_value(&oid), Some(&[4u8, 2, 0xAB, 0xCD][..]));
 }
@@ -178,7 +237,10 @@ fn invalid_params_are_refused() {
     let p = pki(Algorithm::FnDsa1024);
     let key = KeyPair::generate(Algorithm::Ed25519);
     let bad_name = CertificateParams::new(CertKind::Leaf, "CN=x", DAY).with_dns_names(["not a name!"]);
-    assert!(matches!(issue(&bad_name, key.public_key(), &p.issuer), Err(CertificateError::Issue(_))));
+    assert!(matches!(
+        issue(&bad_name, key.public_key(), &p.issuer),
+        Err(CertificateError::Issue(_))
+    ));
     let mut backwards = CertificateParams::new(CertKind::Leaf, "CN=x", DAY);
     backwards.not_after = backwards.not_before;
     assert!(issue(&backwards, key.public_key(), &p.issuer).is_err());

@@ -55,7 +55,10 @@ impl TrustAnchors {
     /// Adds one root.
     pub fn add(&mut self, root: Certificate) -> Result<(), CertificateError> {
         if !root.is_ca() {
-            return Err(CertificateError::Usage(format!("trust anchor {} is not a CA certificate", root.subject())));
+            return Err(CertificateError::Usage(format!(
+                "trust anchor {} is not a CA certificate",
+                root.subject()
+            )));
         }
         let anchor = webpki::anchor_from_trusted_cert(root.der())
             .map_err(|e| CertificateError::Malformed(format!("trust anchor: {e}")))?
@@ -98,7 +101,10 @@ pub struct ChainVerifier {
 
 impl fmt::Debug for ChainVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChainVerifier").field("anchors", &self.anchors).field("checks", &self.checks).finish()
+        f.debug_struct("ChainVerifier")
+            .field("anchors", &self.anchors)
+            .field("checks", &self.checks)
+            .finish()
     }
 }
 
@@ -106,7 +112,11 @@ impl ChainVerifier {
     /// A verifier trusting `anchors` and accepting `algorithms` (see
     /// [`super::POST_QUANTUM_ALGORITHMS`]).
     pub fn new(anchors: TrustAnchors, algorithms: &'static [&'static dyn SignatureVerificationAlgorithm]) -> Self {
-        ChainVerifier { anchors, algorithms, checks: Vec::new() }
+        ChainVerifier {
+            anchors,
+            algorithms,
+            checks: Vec::new(),
+        }
     }
 
     /// Adds a check run after the chain verified.
@@ -143,8 +153,16 @@ impl ChainVerifier {
             KeyPurpose::Server(_) => webpki::KeyUsage::server_auth(),
             KeyPurpose::Client => webpki::KeyUsage::client_auth(),
         };
-        ee.verify_for_usage(self.algorithms, self.anchors.anchors(), intermediates, unix, usage, None, None)
-            .map_err(map_webpki)?;
+        ee.verify_for_usage(
+            self.algorithms,
+            self.anchors.anchors(),
+            intermediates,
+            unix,
+            usage,
+            None,
+            None,
+        )
+        .map_err(map_webpki)?;
         if let KeyPurpose::Server(name) = purpose {
             let server_name =
                 ServerName::try_from(name.as_str()).map_err(|_| CertificateError::NameMismatch(name.clone()))?;
@@ -158,10 +176,19 @@ impl ChainVerifier {
                 return Err(CertificateError::Usage("keyUsage lacks digitalSignature".into()));
             }
         }
-        let intermediates = intermediates.iter().map(|c| Certificate::from_der(c)).collect::<Result<Vec<_>, _>>()?;
-        let chain = VerifiedChain { end_entity, intermediates };
+        let intermediates = intermediates
+            .iter()
+            .map(|c| Certificate::from_der(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let chain = VerifiedChain {
+            end_entity,
+            intermediates,
+        };
         for check in &self.checks {
-            check.check(&chain, now).map_err(|reason| CertificateError::Rejected { check: check.name(), reason })?;
+            check.check(&chain, now).map_err(|reason| CertificateError::Rejected {
+                check: check.name(),
+                reason,
+            })?;
         }
         Ok(chain)
     }

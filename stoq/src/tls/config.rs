@@ -5,7 +5,9 @@ use rustls::sign::CertifiedKey;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{crypto_provider, signature_algorithms, CertResolver, StackClientVerifier, StackServerVerifier, StackSigningKey};
+use super::{
+    crypto_provider, signature_algorithms, CertResolver, StackClientVerifier, StackServerVerifier, StackSigningKey,
+};
 use crate::crypto::{read_key_file, Algorithm, KeyPair};
 use crate::pki::{Certificate, CertificateCheck, ChainVerifier, TrustAnchors};
 use crate::{Error, Result};
@@ -39,7 +41,9 @@ impl Identity {
     /// An identity, refusing an empty chain or a key that does not match
     /// the end-entity certificate.
     pub fn new(chain: Vec<Certificate>, key: KeyPair) -> Result<Self> {
-        let leaf = chain.first().ok_or_else(|| Error::Config("certificate chain is empty".into()))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::Config("certificate chain is empty".into()))?;
         if leaf.public_key() != key.public_key() {
             return Err(Error::Config("the private key does not match the certificate".into()));
         }
@@ -48,14 +52,19 @@ impl Identity {
 
     /// Loads a PEM chain and a PEM PKCS#8 key.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self> {
-        let pem = std::fs::read_to_string(cert_path)
-            .map_err(|source| Error::Io { context: format!("reading {}", cert_path.display()), source })?;
+        let pem = std::fs::read_to_string(cert_path).map_err(|source| Error::Io {
+            context: format!("reading {}", cert_path.display()),
+            source,
+        })?;
         Self::new(Certificate::all_from_pem(&pem)?, read_key_file(key_path)?)
     }
 
     fn certified_key(&self) -> Arc<CertifiedKey> {
         let chain = self.chain.iter().map(|c| c.der().clone()).collect();
-        Arc::new(CertifiedKey::new(chain, Arc::new(StackSigningKey::new(self.key.clone()))))
+        Arc::new(CertifiedKey::new(
+            chain,
+            Arc::new(StackSigningKey::new(self.key.clone())),
+        ))
     }
 }
 
@@ -91,9 +100,20 @@ impl TlsContext {
             SecurityMode::PostQuantum => crate::pki::POST_QUANTUM_ALGORITHMS,
             SecurityMode::ClassicalCompat => crate::pki::COMPAT_ALGORITHMS,
         };
-        let verifier = checks.into_iter().fold(ChainVerifier::new(anchors, algorithms), ChainVerifier::with_check);
-        let resolver = Arc::new(CertResolver::new(identity.certified_key(), classical.map(|c| c.certified_key())));
-        Ok(TlsContext { mode, provider: crypto_provider(mode), resolver, verifier, resumption: true })
+        let verifier = checks
+            .into_iter()
+            .fold(ChainVerifier::new(anchors, algorithms), ChainVerifier::with_check);
+        let resolver = Arc::new(CertResolver::new(
+            identity.certified_key(),
+            classical.map(|c| c.certified_key()),
+        ));
+        Ok(TlsContext {
+            mode,
+            provider: crypto_provider(mode),
+            resolver,
+            verifier,
+            resumption: true,
+        })
     }
 
     /// Disables TLS session resumption on the client side (benchmarks of
@@ -116,7 +136,10 @@ impl TlsContext {
     /// The end-entity certificate currently presented.
     pub fn current_certificate(&self) -> Result<Certificate> {
         let ck = self.resolver.current_pq();
-        let leaf = ck.cert.first().ok_or_else(|| Error::Config("no certificate loaded".into()))?;
+        let leaf = ck
+            .cert
+            .first()
+            .ok_or_else(|| Error::Config("no certificate loaded".into()))?;
         Ok(Certificate::from_der(leaf)?)
     }
 
@@ -124,7 +147,8 @@ impl TlsContext {
     /// connections are untouched.
     pub fn swap_identity(&self, identity: Identity, classical: Option<Identity>) -> Result<()> {
         check_identities(self.mode, &identity, classical.as_ref())?;
-        self.resolver.swap(identity.certified_key(), classical.map(|c| c.certified_key()));
+        self.resolver
+            .swap(identity.certified_key(), classical.map(|c| c.certified_key()));
         Ok(())
     }
 
@@ -175,18 +199,21 @@ impl TlsContext {
 
 fn check_identities(mode: SecurityMode, identity: &Identity, classical: Option<&Identity>) -> Result<()> {
     if identity.key.algorithm() != Algorithm::FnDsa1024 {
-        return Err(Error::Config(format!("the node identity must be FN-DSA-1024, not {}", identity.key.algorithm())));
+        return Err(Error::Config(format!(
+            "the node identity must be FN-DSA-1024, not {}",
+            identity.key.algorithm()
+        )));
     }
     match (mode, classical) {
         (SecurityMode::PostQuantum, Some(_)) => Err(Error::Config(
             "a classical certificate is configured but classical compatibility mode is off".into(),
         )),
-        (SecurityMode::ClassicalCompat, None) => {
-            Err(Error::Config("classical compatibility mode needs an Ed25519 certificate and key".into()))
-        }
-        (SecurityMode::ClassicalCompat, Some(c)) if c.key.algorithm() != Algorithm::Ed25519 => {
-            Err(Error::Config(format!("the classical identity must be Ed25519, not {}", c.key.algorithm())))
-        }
+        (SecurityMode::ClassicalCompat, None) => Err(Error::Config(
+            "classical compatibility mode needs an Ed25519 certificate and key".into(),
+        )),
+        (SecurityMode::ClassicalCompat, Some(c)) if c.key.algorithm() != Algorithm::Ed25519 => Err(Error::Config(
+            format!("the classical identity must be Ed25519, not {}", c.key.algorithm()),
+        )),
         _ => Ok(()),
     }
 }

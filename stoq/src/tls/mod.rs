@@ -25,8 +25,10 @@ use crate::pki::{COMPAT_ALGORITHMS, FALCON1024, POST_QUANTUM_ALGORITHMS};
 /// 2 or whose high byte is below 4: 0xFEDA passes.
 pub const FALCON1024_SCHEME: SignatureScheme = SignatureScheme::Unknown(0xFEDA);
 
-static PQ_SIGNATURE_ALGORITHMS: WebPkiSupportedAlgorithms =
-    WebPkiSupportedAlgorithms { all: POST_QUANTUM_ALGORITHMS, mapping: &[(FALCON1024_SCHEME, &[FALCON1024])] };
+static PQ_SIGNATURE_ALGORITHMS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+    all: POST_QUANTUM_ALGORITHMS,
+    mapping: &[(FALCON1024_SCHEME, &[FALCON1024])],
+};
 
 static COMPAT_SIGNATURE_ALGORITHMS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     all: COMPAT_ALGORITHMS,

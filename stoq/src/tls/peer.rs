@@ -16,8 +16,12 @@ pub struct PeerIdentity {
 impl PeerIdentity {
     /// Builds the identity from the chain rustls/quinn hand back.
     pub fn from_chain(chain: &[CertificateDer<'static>]) -> Result<Self, CertificateError> {
-        let leaf = chain.first().ok_or_else(|| CertificateError::Malformed("peer presented no certificate".into()))?;
-        Ok(PeerIdentity { certificate: Certificate::from_der(leaf)? })
+        let leaf = chain
+            .first()
+            .ok_or_else(|| CertificateError::Malformed("peer presented no certificate".into()))?;
+        Ok(PeerIdentity {
+            certificate: Certificate::from_der(leaf)?,
+        })
     }
 
     /// SHA3-256 of the peer's public key (SubjectPublicKeyInfo).

@@ -30,7 +30,9 @@ pub struct CertResolver {
 impl CertResolver {
     /// A resolver presenting `pq` (and `classical` to classical-only peers).
     pub fn new(pq: Arc<CertifiedKey>, classical: Option<Arc<CertifiedKey>>) -> Self {
-        CertResolver { current: ArcSwap::from_pointee(CertSet { pq, classical }) }
+        CertResolver {
+            current: ArcSwap::from_pointee(CertSet { pq, classical }),
+        }
     }
 
     /// Replaces the certificates for future handshakes.
@@ -48,7 +50,10 @@ impl CertResolver {
         if set.pq.key.choose_scheme(offered).is_some() {
             return Some(set.pq.clone());
         }
-        set.classical.as_ref().filter(|c| c.key.choose_scheme(offered).is_some()).cloned()
+        set.classical
+            .as_ref()
+            .filter(|c| c.key.choose_scheme(offered).is_some())
+            .cloned()
     }
 }
 

@@ -35,7 +35,12 @@ pub(crate) fn scheme_for(alg: Algorithm) -> SignatureScheme {
 impl SigningKey for StackSigningKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
         let scheme = self.scheme();
-        offered.contains(&scheme).then(|| Box::new(StackSigner { key: self.key.clone(), scheme }) as Box<dyn Signer>)
+        offered.contains(&scheme).then(|| {
+            Box::new(StackSigner {
+                key: self.key.clone(),
+                scheme,
+            }) as Box<dyn Signer>
+        })
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {

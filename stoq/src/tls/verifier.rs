@@ -124,7 +124,9 @@ impl ClientCertVerifier for StackClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.chain.verify(end_entity, intermediates, &KeyPurpose::Client, system_time(now)).map_err(to_rustls)?;
+        self.chain
+            .verify(end_entity, intermediates, &KeyPurpose::Client, system_time(now))
+            .map_err(to_rustls)?;
         Ok(ClientCertVerified::assertion())
     }
 

@@ -62,15 +62,9 @@ impl TestPki {
 
     /// Issues a leaf for `key` valid for `names`; `edit` may change the
     /// parameters (validity, serial).
-    pub fn leaf_for(
-        &self,
-        key: &KeyPair,
-        names: &[&str],
-        edit: impl FnOnce(&mut CertificateParams),
-    ) -> Certificate {
+    pub fn leaf_for(&self, key: &KeyPair, names: &[&str], edit: impl FnOnce(&mut CertificateParams)) -> Certificate {
         let cn = format!("CN={}", names.first().copied().unwrap_or("node"));
-        let mut params =
-            CertificateParams::new(CertKind::Leaf, cn, DAY).with_dns_names(names.iter().copied());
+        let mut params = CertificateParams::new(CertKind::Leaf, cn, DAY).with_dns_names(names.iter().copied());
         edit(&mut params);
         issue(&params, key.public_key(), &self.issuer).unwrap()
     }
@@ -106,14 +100,7 @@ impl Default for TestPki {
 
 /// A post-quantum TLS context trusting `trusted`.
 pub fn pq_tls(identity: Identity, trusted: &TestPki) -> TlsContext {
-    TlsContext::new(
-        SecurityMode::PostQuantum,
-        identity,
-        None,
-        trusted.anchors(),
-        vec![],
-    )
-    .unwrap()
+    TlsContext::new(SecurityMode::PostQuantum, identity, None, trusted.anchors(), vec![]).unwrap()
 }
 
 /// Default endpoint configuration on `[::1]:0`.
@@ -199,22 +186,12 @@ pub fn raw_request(id: u64, method: &str, deadline_ms: u32, body: &[u8]) -> Byte
 
 /// Makes an RPC call over a raw quinn connection; returns the reply's kind
 /// byte, id and payload.
-pub async fn raw_call(
-    conn: &quinn::Connection,
-    id: u64,
-    method: &str,
-    body: &[u8],
-) -> (u8, u64, Vec<u8>) {
+pub async fn raw_call(conn: &quinn::Connection, id: u64, method: &str, body: &[u8]) -> (u8, u64, Vec<u8>) {
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    send.write_all(&raw_request(id, method, 5_000, body))
-        .await
-        .unwrap();
+    send.write_all(&raw_request(id, method, 5_000, body)).await.unwrap();
     send.finish().unwrap();
     let reply = recv.read_to_end(1 << 20).await.unwrap();
-    assert!(
-        reply.len() >= 16,
-        "reply shorter than a frame header: {reply:?}"
-    );
+    assert!(reply.len() >= 16, "reply shorter than a frame header: {reply:?}");
     assert_eq!(reply[0], 1, "reply frame version");
     let id = u64::from_be_bytes(reply[4..12].try_into().unwrap());
     let len = u32::from_be_bytes(reply[12..16].try_into().unwrap()) as usize;

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Local devnet on the IPv6 loopback [::1].
+#
+# Today the stack is its STOQ layer, so the devnet is: build, create a
+# development PKI, start one `stoq serve` node, and have a client ping it and
+# exchange a message over a post-quantum (X25519MLKEM768 + FN-DSA-1024)
+# handshake. Each component has its own functions (pki_*, start_*, demo_*),
+# so that later layers (TrustChain, HyperMesh, Caesar, apps) can be added
+# the same way.
+#
+# Usage: deploy/devnet.sh [--once] [--port N] [--metrics-port N] [--dir DIR]
+#   --once            run the demo, stop the node and exit (CI)
+#   --port N          QUIC port of node-1 (default 4433)
+#   --metrics-port N  Prometheus /metrics port of node-1 (default 9464)
+#   --dir DIR         state directory (default .devnet in the repository)
+# Needs only Rust (cargo) and an IPv6 loopback.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEVNET_DIR="$ROOT/.devnet"
+ONCE=0
+STOQ_PORT=4433
+STOQ_METRICS_PORT=9464
+
+# Processes this script started: PIDS[i] is named NAMES[i].
+PIDS=()
+NAMES=()
+
+log() { printf '==> %s\n' "$*"; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+parse_args() {
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --once) ONCE=1 ;;
+            --port)
+                [ $# -ge 2 ] || die "--port needs a number"
+                STOQ_PORT=$2
+                shift
+                ;;
+            --metrics-port)
+                [ $# -ge 2 ] || die "--metrics-port needs a number"
+                STOQ_METRICS_PORT=$2
+                shift
+                ;;
+            --dir)
+                [ $# -ge 2 ] || die "--dir needs a path"
+                DEVNET_DIR=$2
+                shift
+                ;;
+            -h | --help)
+                usage
+                exit 0
+                ;;
+            *) die "unknown option $1 (see --help)" ;;
+        esac
+        shift
+    done
+    for p in "$STOQ_PORT" "$STOQ_METRICS_PORT"; do
+        [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || die "invalid port $p (1-65535)"
+    done
+    [ "$STOQ_PORT" != "$STOQ_METRICS_PORT" ] || die "--port and --metrics-port must differ"
+    mkdir -p "$DEVNET_DIR"
+    DEVNET_DIR=$(cd "$DEVNET_DIR" && pwd)
+    PKI="$DEVNET_DIR/pki"
+    LOGS="$DEVNET_DIR/logs"
+}
+
+# ---------------------------------------------------------------- checks --
+
+check_prerequisites() {
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs and retry"
+    if [ -r /proc/net/if_inet6 ] && ! grep -q '^0\{31\}1 ' /proc/net/if_inet6; then
+        die "the IPv6 loopback [::1] is not configured: STOQ is IPv6-only (try: sudo sysctl -w net.ipv6.conf.lo.disable_ipv6=0)"
+    fi
+}
+
+# ----------------------------------------------------------------- build --
+
+build_all() {
+    log "building (cargo build --release -p stoq)"
+    (cd "$ROOT" && cargo build --release -p stoq)
+    STOQ="${CARGO_TARGET_DIR:-$ROOT/target}/release/stoq"
+    [ -x "$STOQ" ] || die "build finished but $STOQ is missing"
+}
+
+# ------------------------------------------------------------ processes --
+
+# start NAME LOGBASE CMD...: runs CMD in the background, stdout to
+# LOGBASE.out, stderr to LOGBASE.log, and remembers its pid.
+start() {
+    local name=$1 base=$2
+    shift 2
+    "$@" >"$base.out" 2>"$base.log" &
+    PIDS+=("$!")
+    NAMES+=("$name")
+}
+
+# show_log FILE: the error a component printed (without a backtrace), or
+# the end of its log.
+show_log() {
+    if grep -q '^Error' "$1" 2>/dev/null; then
+        sed -n '/^Error/,/^Stack backtrace/p' "$1" | grep -v '^Stack backtrace' >&2
+    else
+        tail -n 20 "$1" >&2 || true
+    fi
+}
+
+# wait_for_line PID FILE PATTERN WHAT: waits until FILE has a line matching
+# PATTERN; fails if the process exits first or after 60 s.
+wait_for_line() {
+    local pid=$1 file=$2 pattern=$3 what=$4 i
+    for i in $(seq 1 600); do
+        if grep -q "$pattern" "$file" 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            printf 'error: %s exited during startup; its log (%s):\n' "$what" "${file%.out}.log" >&2
+            show_log "${file%.out}.log"
+            printf 'hint: if a port is in use (another devnet?), choose others with --port N --metrics-port N\n' >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    die "$what did not start within 60 s (see ${file%.out}.log)"
+}
+
+# stop_all: SIGTERM to every process started here (newest first), SIGKILL
+# after 10 s. Prints a warning for a process that exited with an error.
+stop_all() {
+    local i pid name status t
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[$i]}
+        name=${NAMES[$i]}
+        kill -0 "$pid" 2>/dev/null || continue
+        log "stopping $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for t in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            printf 'warning: %s did not stop within 10 s: killing it\n' "$name" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        status=0
+        wait "$pid" 2>/dev/null || status=$?
+        if [ "$status" -ne 0 ]; then
+            printf 'warning: %s exited with status %s (see %s)\n' "$name" "$status" "$LOGS" >&2
+            STOP_FAILED=1
+        fi
+    done
+    PIDS=()
+    NAMES=()
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_all || true
+    exit "$rc"
+}
+
+# ------------------------------------------------------------------ STOQ --
+
+# pki_stoq: a development root (kept across runs), node and client keys
+# (kept), and their certificates (re-issued on every run, valid a week).
+pki_stoq() {
+    log "development PKI in $PKI"
+    mkdir -p "$PKI"
+    if [ ! -f "$PKI/ca/ca.pem" ]; then
+        "$STOQ" ca init --dir "$PKI/ca" --name "STOQ Devnet Root" --force
+    fi
+    local who name
+    for who in node-1 client-1; do
+        name="$who.mesh"
+        if [ ! -f "$PKI/$who.key" ]; then
+            "$STOQ" keygen --out "$PKI/$who.key" --force >/dev/null
+        fi
+        "$STOQ" ca issue --ca-dir "$PKI/ca" --key "$PKI/$who.pub" --name "$name" \
+            --hours 168 --out "$PKI/$who.pem" --force >/dev/null
+        printf '    %-9s %s (%s.pem, %s.key)\n' "$who" "$name" "$PKI/$who" "$PKI/$who"
+    done
+}
+
+start_stoq() {
+    mkdir -p "$LOGS"
+    log "starting stoq serve (node-1.mesh) on [::1]:$STOQ_PORT"
+    start "stoq node-1" "$LOGS/stoq-node-1" "$STOQ" serve \
+        --listen "[::1]:$STOQ_PORT" \
+        --cert "$PKI/node-1.pem" --key "$PKI/node-1.key" --trust "$PKI/ca/ca.pem" \
+        --metrics "[::1]:$STOQ_METRICS_PORT"
+    STOQ_PID=${PIDS[-1]}
+    wait_for_line "$STOQ_PID" "$LOGS/stoq-node-1.out" '^listening on ' "stoq serve"
+    sed 's/^/    /' "$LOGS/stoq-node-1.out"
+}
+
+demo_stoq() {
+    log "stoq ping: 5 round trips and one message over a post-quantum handshake"
+    if ! "$STOQ" ping "[::1]:$STOQ_PORT" --name node-1.mesh \
+        --cert "$PKI/client-1.pem" --key "$PKI/client-1.key" --trust "$PKI/ca/ca.pem" \
+        --count 5 --message "hello over post-quantum QUIC"; then
+        printf 'error: stoq ping failed; server log (%s):\n' "$LOGS/stoq-node-1.log" >&2
+        show_log "$LOGS/stoq-node-1.log"
+        exit 1
+    fi
+}
+
+# check_stoq_metrics: GET /metrics with bash's /dev/tcp (no curl needed).
+check_stoq_metrics() {
+    local response line
+    exec 3<>"/dev/tcp/::1/$STOQ_METRICS_PORT" || die "cannot connect to the metrics endpoint [::1]:$STOQ_METRICS_PORT"
+    printf 'GET /metrics HTTP/1.1\r\nHost: [::1]:%s\r\n\r\n' "$STOQ_METRICS_PORT" >&3
+    response=$(cat <&3)
+    exec 3<&-
+    line=$(printf '%s\n' "$response" | grep '^stoq_connections_established' || true)
+    [ -n "$line" ] || die "/metrics did not report stoq_connections_established"
+    log "metrics: $line"
+}
+
+# ------------------------------------------------------------------ main --
+
+summary() {
+    cat <<EOF
+==> devnet is up
+    STOQ node-1     quic://[::1]:$STOQ_PORT  (name node-1.mesh, post-quantum)
+    metrics         http://[::1]:$STOQ_METRICS_PORT/metrics
+    PKI             $PKI  (root: ca/ca.pem; client identity: client-1.pem/.key)
+    logs            $LOGS
+    try:            $STOQ ping '[::1]:$STOQ_PORT' --name node-1.mesh --cert $PKI/client-1.pem --key $PKI/client-1.key --trust $PKI/ca/ca.pem
+EOF
+}
+
+main() {
+    parse_args "$@"
+    check_prerequisites
+    STOP_FAILED=0
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    build_all
+    pki_stoq
+    start_stoq
+    demo_stoq
+    check_stoq_metrics
+    summary
+    if [ "$ONCE" = 1 ]; then
+        stop_all
+        [ "$STOP_FAILED" = 0 ] || die "a component did not shut down cleanly"
+        log "demo done, devnet stopped"
+        return 0
+    fi
+    log "running; press Ctrl-C to stop"
+    local status=0
+    wait "$STOQ_PID" || status=$?
+    die "stoq node-1 exited unexpectedly (status $status); see $LOGS/stoq-node-1.log"
+}
+
+main "$@"
