@@ -16,8 +16,9 @@ pub fn require_ipv6(addr: SocketAddr) -> Result<SocketAddr> {
 }
 
 /// Binds a UDP socket with `IPV6_V6ONLY` set, so the endpoint never sees
-/// IPv4 traffic even on `[::]`.
-pub fn bind_ipv6_udp(addr: SocketAddr) -> Result<std::net::UdpSocket> {
+/// IPv4 traffic even on `[::]`, asking for a `receive_buffer`-byte kernel
+/// receive buffer (the kernel may cap it at `net.core.rmem_max`).
+pub fn bind_ipv6_udp(addr: SocketAddr, receive_buffer: usize) -> Result<std::net::UdpSocket> {
     let addr = require_ipv6(addr)?;
     let io = |source| Error::Io {
         context: format!("binding UDP {addr}"),
@@ -25,6 +26,10 @@ pub fn bind_ipv6_udp(addr: SocketAddr) -> Result<std::net::UdpSocket> {
     };
     let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).map_err(io)?;
     socket.set_only_v6(true).map_err(io)?;
+    if receive_buffer > 0 {
+        // Best effort: a smaller buffer than asked for is not an error.
+        let _ = socket.set_recv_buffer_size(receive_buffer);
+    }
     socket.bind(&addr.into()).map_err(io)?;
     Ok(socket.into())
 }
@@ -57,9 +62,9 @@ mod tests {
 
     #[test]
     fn bound_socket_is_v6_only() {
-        let s = bind_ipv6_udp("[::1]:0".parse().unwrap()).unwrap();
+        let s = bind_ipv6_udp("[::1]:0".parse().unwrap(), 1 << 20).unwrap();
         assert!(socket2::SockRef::from(&s).only_v6().unwrap());
-        assert!(bind_ipv6_udp("127.0.0.1:0".parse().unwrap()).is_err());
+        assert!(bind_ipv6_udp("127.0.0.1:0".parse().unwrap(), 0).is_err());
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub struct Limits {
     pub max_connections: usize,
     /// Bytes of received datagrams buffered per connection.
     pub datagram_receive_buffer: usize,
+    /// Kernel receive buffer of the UDP socket (`SO_RCVBUF`). The default
+    /// 208 KiB overflows when many peers handshake at once (each ML-KEM
+    /// ClientHello is two full datagrams), and lost Initials cost a
+    /// retransmission timeout.
+    pub socket_receive_buffer: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +42,7 @@ impl Default for Limits {
             new_connection_burst_per_prefix: 40.0,
             max_connections: 4096,
             datagram_receive_buffer: 1 << 20,
+            socket_receive_buffer: 4 << 20,
         }
     }
 }

@@ -100,7 +100,10 @@ impl Connection {
         self.inner.quic.close_reason().is_some()
     }
 
-    /// The underlying quinn connection, for raw streams.
+    /// The underlying quinn connection: statistics, and streams *we* open
+    /// towards a non-STOQ peer. Streams the peer opens are always served by
+    /// STOQ (bidirectional: RPC; unidirectional: framed messages), so two
+    /// STOQ endpoints exchange data through `call` and `send_message`.
     pub fn quic(&self) -> &quinn::Connection {
         &self.inner.quic
     }

@@ -93,7 +93,7 @@ impl Endpoint {
     /// Binds to `config.listen` (IPv6 only) and starts accepting
     /// connections. Must be called inside a tokio runtime.
     pub fn bind(config: EndpointConfig, tls: TlsContext) -> Result<Self> {
-        let socket = bind_ipv6_udp(config.listen)?;
+        let socket = bind_ipv6_udp(config.listen, config.limits.socket_receive_buffer)?;
         let transport = Arc::new(transport_config(&config)?);
         let mut server = quinn::ServerConfig::with_crypto(tls.quic_server_config()?);
         server.transport_config(transport.clone());
