@@ -14,7 +14,7 @@ use common::*;
 use stoq::crypto::Algorithm;
 use stoq::pki::{ChainVerifier, TrustAnchors, POST_QUANTUM_ALGORITHMS};
 use stoq::tls::{
-    crypto_provider, signature_algorithms, CertResolver, SecurityMode, StackServerVerifier, StackSigningKey, TlsContext,
+    crypto_provider, signature_algorithms, CertResolver, SecurityMode, StackSigningKey, StackVerifier, TlsContext,
 };
 use stoq::{Endpoint, Error};
 
@@ -213,7 +213,7 @@ fn stoq_like_client(
 ) -> rustls::ClientConfig {
     let mut provider = (*crypto_provider(SecurityMode::PostQuantum)).clone();
     provider.kx_groups = kx_groups;
-    let verifier = StackServerVerifier::new(
+    let verifier = StackVerifier::new(
         ChainVerifier::new(pki.anchors(), POST_QUANTUM_ALGORITHMS),
         signature_algorithms(SecurityMode::PostQuantum),
     );
@@ -266,7 +266,7 @@ async fn client_without_certificate_is_refused() {
     init_tracing();
     let pki = TestPki::new();
     let (server, _) = node(&pki, "node-b.mesh");
-    let verifier = StackServerVerifier::new(
+    let verifier = StackVerifier::new(
         ChainVerifier::new(pki.anchors(), POST_QUANTUM_ALGORITHMS),
         signature_algorithms(SecurityMode::PostQuantum),
     );

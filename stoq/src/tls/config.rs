@@ -5,9 +5,7 @@ use rustls::sign::CertifiedKey;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{
-    crypto_provider, signature_algorithms, CertResolver, StackClientVerifier, StackServerVerifier, StackSigningKey,
-};
+use super::{crypto_provider, signature_algorithms, CertResolver, StackSigningKey, StackVerifier};
 use crate::crypto::{read_key_file, Algorithm, KeyPair};
 use crate::pki::{Certificate, CertificateCheck, ChainVerifier, TrustAnchors};
 use crate::{Error, Result};
@@ -154,7 +152,7 @@ impl TlsContext {
 
     /// The rustls server configuration (client authentication mandatory).
     pub fn server_config(&self) -> Result<rustls::ServerConfig> {
-        let verifier = StackClientVerifier::new(self.verifier.clone(), signature_algorithms(self.mode));
+        let verifier = StackVerifier::new(self.verifier.clone(), signature_algorithms(self.mode));
         let mut cfg = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::Config(e.to_string()))?
@@ -168,7 +166,7 @@ impl TlsContext {
 
     /// The rustls client configuration (presents our certificate).
     pub fn client_config(&self) -> Result<rustls::ClientConfig> {
-        let verifier = StackServerVerifier::new(self.verifier.clone(), signature_algorithms(self.mode));
+        let verifier = StackVerifier::new(self.verifier.clone(), signature_algorithms(self.mode));
         let mut cfg = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::Config(e.to_string()))?

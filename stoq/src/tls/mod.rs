@@ -12,7 +12,7 @@ pub use config::{Identity, SecurityMode, TlsContext, ALPN};
 pub use peer::PeerIdentity;
 pub use resolver::CertResolver;
 pub use sign::StackSigningKey;
-pub use verifier::{StackClientVerifier, StackServerVerifier};
+pub use verifier::StackVerifier;
 
 use rustls::crypto::{aws_lc_rs, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::SignatureScheme;

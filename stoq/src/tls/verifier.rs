@@ -1,6 +1,7 @@
-//! rustls verifiers backed by [`ChainVerifier`]: webpki for the chain, then
-//! key usage and the TrustChain hooks, then the TLS 1.3 CertificateVerify
-//! signature with the mode's algorithms.
+//! The rustls verifier backed by [`ChainVerifier`]: webpki for the chain,
+//! then key usage and the TrustChain hooks, then the TLS 1.3
+//! CertificateVerify signature with the mode's algorithms. One type serves
+//! both directions: as a client we verify servers, as a server clients.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -33,26 +34,38 @@ pub(crate) fn to_rustls(e: CertificateError) -> rustls::Error {
     rustls::Error::InvalidCertificate(mapped)
 }
 
-fn tls12_refused() -> rustls::Error {
-    rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered)
-}
-
-/// Verifies the server's chain when we dial.
+/// Verifies the peer's chain and handshake signature, in either role.
+/// Client authentication is mandatory: every STOQ connection is mutual.
 #[derive(Debug)]
-pub struct StackServerVerifier {
+pub struct StackVerifier {
     chain: ChainVerifier,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl StackServerVerifier {
+impl StackVerifier {
     /// A verifier using `chain` and accepting `algorithms` for the
     /// handshake signature.
     pub fn new(chain: ChainVerifier, algorithms: WebPkiSupportedAlgorithms) -> Self {
-        StackServerVerifier { chain, algorithms }
+        StackVerifier { chain, algorithms }
+    }
+
+    fn tls12_refused() -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 }
 
-impl ServerCertVerifier for StackServerVerifier {
+impl ServerCertVerifier for StackVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -70,11 +83,11 @@ impl ServerCertVerifier for StackServerVerifier {
 
     fn verify_tls12_signature(
         &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(tls12_refused())
+        Self::tls12_refused()
     }
 
     fn verify_tls13_signature(
@@ -83,7 +96,7 @@ impl ServerCertVerifier for StackServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -91,23 +104,7 @@ impl ServerCertVerifier for StackServerVerifier {
     }
 }
 
-/// Verifies the client's chain when a peer dials us. Client authentication
-/// is mandatory: every STOQ connection is mutual.
-#[derive(Debug)]
-pub struct StackClientVerifier {
-    chain: ChainVerifier,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl StackClientVerifier {
-    /// A verifier using `chain` and accepting `algorithms` for the
-    /// handshake signature.
-    pub fn new(chain: ChainVerifier, algorithms: WebPkiSupportedAlgorithms) -> Self {
-        StackClientVerifier { chain, algorithms }
-    }
-}
-
-impl ClientCertVerifier for StackClientVerifier {
+impl ClientCertVerifier for StackVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         // No hints: every byte in the server's flight counts against QUIC's
         // anti-amplification budget, and our clients hold one identity.
@@ -132,11 +129,11 @@ impl ClientCertVerifier for StackClientVerifier {
 
     fn verify_tls12_signature(
         &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(tls12_refused())
+        Self::tls12_refused()
     }
 
     fn verify_tls13_signature(
@@ -145,7 +142,7 @@ impl ClientCertVerifier for StackClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -28,7 +28,7 @@ use super::pki::{self, BenchPki, Classical, CLIENT_NAME, SERVER_NAME};
 use super::report::{progress, udp6_rcvbuf_drops, CpuMeter, Report, Row};
 use super::{crypto, Settings};
 use stoq::crypto::Algorithm;
-use stoq::tls::{signature_algorithms, StackServerVerifier, TlsContext};
+use stoq::tls::{signature_algorithms, StackVerifier, TlsContext};
 
 /// Handshakes in flight at once: enough to keep 2 cores busy (1.7-1.9
 /// cores measured), few enough that the server socket's default receive
@@ -291,7 +291,7 @@ async fn hammer(
 fn resuming_config(tls: &TlsContext) -> anyhow::Result<(quinn::ClientConfig, Arc<AtomicU64>)> {
     let mut cfg = tls.client_config()?;
     let count = Arc::new(AtomicU64::new(0));
-    let inner = StackServerVerifier::new(tls.verifier().clone(), signature_algorithms(tls.mode()));
+    let inner = StackVerifier::new(tls.verifier().clone(), signature_algorithms(tls.mode()));
     cfg.dangerous().set_certificate_verifier(Arc::new(CountingVerifier {
         inner,
         count: count.clone(),
@@ -303,7 +303,7 @@ fn resuming_config(tls: &TlsContext) -> anyhow::Result<(quinn::ClientConfig, Arc
 /// Delegates to STOQ's server verifier, counting chain verifications.
 #[derive(Debug)]
 struct CountingVerifier {
-    inner: StackServerVerifier,
+    inner: StackVerifier,
     count: Arc<AtomicU64>,
 }
 
