@@ -17,7 +17,7 @@ mod keys;
 
 pub use algorithm::Algorithm;
 pub use encoding::{read_key_file, write_key_file, ENCODING_VERSION};
-pub use hash::{merkle_leaf_hash, merkle_node_hash, merkle_root, sha3_256, sha3_256_parts, NodeId};
+pub use hash::{hex, merkle_leaf_hash, merkle_node_hash, merkle_root, sha3_256, sha3_256_parts, NodeId};
 pub use keys::{KeyPair, PublicKey, Signature};
 
 /// Verifies an FN-DSA-1024 signature against an encoded public key (the

@@ -49,12 +49,25 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// Wraps an established quinn connection, verifies who the peer is and
     /// starts the tasks serving it.
-    pub(crate) fn establish(quic: quinn::Connection, shared: Arc<Shared>) -> Result<Self> {
+    pub(crate) fn establish(quic: quinn::Connection, shared: Arc<Shared>, incoming: bool) -> Result<Self> {
         let chain = quic
             .peer_identity()
             .and_then(|any| any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
             .ok_or_else(|| Error::Config("peer presented no certificate chain".into()))?;
-        let peer = PeerIdentity::from_chain(&chain)?;
+        let mut peer = PeerIdentity::from_chain(&chain)?;
+        if let (true, Some(verifier), Some((leaf, rest))) = (incoming, &shared.enrollment_verifier, chain.split_first())
+        {
+            // The TLS verifier also admitted self-signed clients: only the
+            // full chain check tells whether this one is enrolled.
+            peer.enrolled = verifier
+                .verify(
+                    leaf,
+                    rest,
+                    &crate::pki::KeyPurpose::Client,
+                    std::time::SystemTime::now(),
+                )
+                .is_ok();
+        }
         let (outbound, outbound_rx) = mpsc::channel(OUTBOUND_QUEUE);
         let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let conn = Connection {
@@ -71,9 +84,11 @@ impl Connection {
         shared.metrics.connections_established.inc();
         shared.metrics.connections_open.inc();
         super::pubsub::lock(&shared.connections).insert(id, conn.clone());
-        shared
-            .gossip
-            .add_peer(conn.peer().node_id(), id, conn.inner.outbound.clone());
+        if conn.peer().enrolled {
+            shared
+                .gossip
+                .add_peer(conn.peer().node_id(), id, conn.inner.outbound.clone());
+        }
         tokio::spawn(write_messages(conn.inner.quic.clone(), outbound_rx, shared.clone()));
         tokio::spawn(conn.clone().drive());
         debug!(peer = %conn.peer().node_id().short(), remote = %conn.remote_address(), "connection established");
@@ -206,6 +221,7 @@ impl Connection {
                     Err(e) => break e,
                 },
                 dg = quic.read_datagram() => match dg {
+                    Ok(_) if !self.peer().enrolled => {}
                     Ok(payload) => {
                         self.inner.shared.metrics.datagrams_received.inc();
                         // Datagrams are unreliable: a full queue drops them.
@@ -274,8 +290,22 @@ impl Connection {
             .get(&method)
             .cloned();
         let handler = handler.ok_or_else(|| RpcError::UnknownMethod(method.clone()))?;
+        if !self.peer().enrolled
+            && !self
+                .inner
+                .shared
+                .public_methods
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&method)
+        {
+            return Err(RpcError::Unauthorized(format!(
+                "{method} needs an enrolled certificate; enroll first"
+            )));
+        }
         let request = RpcRequest {
             peer: self.peer().clone(),
+            remote: self.remote_address(),
             method,
             body,
             deadline,
@@ -321,6 +351,9 @@ impl Connection {
 
     async fn dispatch_message(&self, frame: Frame) -> Result<(), String> {
         let shared = &self.inner.shared;
+        if !self.peer().enrolled {
+            return Err("messages and gossip need an enrolled certificate".into());
+        }
         match frame.kind {
             FrameKind::Gossip => {
                 if let Err(e) = shared.gossip.handle_frame(self.peer().node_id(), frame.payload) {

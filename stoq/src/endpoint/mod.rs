@@ -60,6 +60,11 @@ const EVENT_QUEUE: usize = 4096;
 pub(crate) struct Shared {
     config: EndpointConfig,
     handlers: RwLock<HashMap<String, Arc<dyn RpcHandler>>>,
+    /// Methods a peer that is not enrolled may call.
+    public_methods: RwLock<std::collections::HashSet<String>>,
+    /// Set when the TLS context admits unenrolled clients: the verifier
+    /// that tells enrolled peers from the others after the handshake.
+    enrollment_verifier: Option<crate::pki::ChainVerifier>,
     gossip: Gossip,
     events: mpsc::Sender<Incoming>,
     pool: Arc<BufferPool>,
@@ -119,6 +124,8 @@ impl Endpoint {
             gossip: Gossip::new(node_id, config.gossip.clone()),
             config,
             handlers: RwLock::new(HashMap::new()),
+            public_methods: RwLock::new(Default::default()),
+            enrollment_verifier: tls.accepts_unenrolled_clients().then(|| tls.verifier().clone()),
             events: events_tx,
             pool: Arc::new(BufferPool::new(64 * 1024, 256)),
             metrics: Metrics::default(),
@@ -176,6 +183,18 @@ impl Endpoint {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(method.to_string(), Arc::new(handler));
+    }
+
+    /// Serves `method` also to peers that are not enrolled (they connected
+    /// with a self-signed certificate to an endpoint whose TLS context
+    /// accepts unenrolled clients). Every other method refuses them.
+    pub fn register_public<H: RpcHandler>(&self, method: &str, handler: H) {
+        self.shared
+            .public_methods
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(method.to_string());
+        self.register(method, handler);
     }
 
     /// Publish/subscribe over all connections of this endpoint.
@@ -258,7 +277,7 @@ impl Endpoint {
                 });
             }
         };
-        Connection::establish(conn, self.shared.clone())
+        Connection::establish(conn, self.shared.clone(), false)
     }
 
     /// Closes every connection and stops accepting; waits (briefly) for the
@@ -324,7 +343,7 @@ async fn accept_loop(quic: quinn::Endpoint, shared: Arc<Shared>) {
             };
             match result {
                 Ok(Ok(conn)) => {
-                    if let Err(e) = Connection::establish(conn, shared.clone()) {
+                    if let Err(e) = Connection::establish(conn, shared.clone(), true) {
                         warn!(%remote, error = %e, "refusing connection");
                     }
                 }

@@ -41,6 +41,10 @@ pub enum RpcError {
     /// The peer is overloaded; retry later (code 6).
     #[error("peer overloaded, retry later")]
     Overloaded,
+    /// The caller may not call this method: it is not enrolled, or not
+    /// allowed (code 7).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     /// An application-defined error (codes 100 and up).
     #[error("application error {code}: {message}")]
     Application {
@@ -64,15 +68,18 @@ impl RpcError {
             RpcError::BadRequest(_) => 4,
             RpcError::Internal(_) | RpcError::Transport(_) => 5,
             RpcError::Overloaded => 6,
+            RpcError::Unauthorized(_) => 7,
             RpcError::Application { code, .. } => (*code).max(100),
         }
     }
 
     fn message(&self) -> String {
         match self {
-            RpcError::UnknownMethod(m) | RpcError::BadRequest(m) | RpcError::Internal(m) | RpcError::Transport(m) => {
-                m.clone()
-            }
+            RpcError::UnknownMethod(m)
+            | RpcError::BadRequest(m)
+            | RpcError::Internal(m)
+            | RpcError::Transport(m)
+            | RpcError::Unauthorized(m) => m.clone(),
             RpcError::Application { message, .. } => message.clone(),
             _ => String::new(),
         }
@@ -99,6 +106,7 @@ impl RpcError {
             4 => RpcError::BadRequest(message),
             5 => RpcError::Internal(message),
             6 => RpcError::Overloaded,
+            7 => RpcError::Unauthorized(message),
             code @ 100.. => RpcError::Application { code, message },
             other => RpcError::Internal(format!("unknown error code {other}: {message}")),
         }
@@ -120,6 +128,8 @@ fn truncate_utf8(s: &mut String, max: usize) {
 pub struct RpcRequest {
     /// The authenticated caller.
     pub peer: PeerIdentity,
+    /// The caller's address (as seen by the transport).
+    pub remote: std::net::SocketAddr,
     /// The method name.
     pub method: String,
     /// The request body.

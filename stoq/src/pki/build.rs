@@ -111,6 +111,11 @@ impl Issuer {
     pub fn key(&self) -> &KeyPair {
         &self.key
     }
+
+    /// The issuer's distinguished name.
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
 }
 
 /// Issues a certificate for `subject_key` signed by `issuer`.
@@ -119,6 +124,26 @@ pub fn issue(
     subject_key: &PublicKey,
     issuer: &Issuer,
 ) -> Result<Certificate, CertificateError> {
+    let issue_err = |e: x509_cert::builder::Error| CertificateError::Issue(e.to_string());
+    let mut builder = builder_for(params, subject_key, issuer)?;
+    let signer = CertSigner(&issuer.key);
+    let tbs = builder.finalize(&signer).map_err(issue_err)?;
+    let sig = issuer
+        .key
+        .sign(&tbs)
+        .map_err(|e| CertificateError::Issue(e.to_string()))?;
+    let cert = builder
+        .assemble(BitString::from_bytes(sig.as_bytes())?, &signer)
+        .map_err(issue_err)?;
+    Certificate::from_der(&cert.to_der()?)
+}
+
+/// The builder for `params`, after checking names and validity.
+pub(super) fn builder_for(
+    params: &CertificateParams,
+    subject_key: &PublicKey,
+    issuer: &Issuer,
+) -> Result<CertificateBuilder<StackProfile>, CertificateError> {
     let issue_err = |e: x509_cert::builder::Error| CertificateError::Issue(e.to_string());
     for name in &params.dns_names {
         rustls_pki_types::DnsName::try_from(name.as_str())
@@ -146,16 +171,7 @@ pub fn issue(
             .add_extension(ext.clone())
             .map_err(|e| CertificateError::Issue(e.to_string()))?;
     }
-    let signer = CertSigner(&issuer.key);
-    let tbs = builder.finalize(&signer).map_err(issue_err)?;
-    let sig = issuer
-        .key
-        .sign(&tbs)
-        .map_err(|e| CertificateError::Issue(e.to_string()))?;
-    let cert = builder
-        .assemble(BitString::from_bytes(sig.as_bytes())?, &signer)
-        .map_err(issue_err)?;
-    Certificate::from_der(&cert.to_der()?)
+    Ok(builder)
 }
 
 fn time(t: SystemTime) -> Result<Time, CertificateError> {
@@ -179,10 +195,10 @@ fn serial(bytes: Option<&[u8]>) -> Result<SerialNumber, CertificateError> {
 /// Adapts a [`KeyPair`] to what the builder asks of a signer (the algorithm
 /// identifier and the public key); the signature itself is made by
 /// [`KeyPair::sign`] over the bytes `finalize` returns.
-struct CertSigner<'a>(&'a KeyPair);
+pub(super) struct CertSigner<'a>(pub(super) &'a KeyPair);
 
 #[derive(Clone)]
-struct SpkiKey(PublicKey);
+pub(super) struct SpkiKey(PublicKey);
 
 impl spki::EncodePublicKey for SpkiKey {
     fn to_public_key_der(&self) -> spki::Result<der::Document> {
@@ -207,7 +223,7 @@ impl spki::DynSignatureAlgorithmIdentifier for CertSigner<'_> {
 }
 
 /// The stack's certificate profile: what each [`CertKind`] carries.
-struct StackProfile {
+pub(super) struct StackProfile {
     subject: Name,
     issuer: Name,
     kind: CertKind,

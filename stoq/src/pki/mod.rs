@@ -11,6 +11,7 @@
 mod algorithms;
 mod build;
 mod cert;
+mod tbs;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -19,6 +20,7 @@ pub use algorithms::{Falcon1024Verify, COMPAT_ALGORITHMS, FALCON1024, POST_QUANT
 
 pub use build::{issue, CertKind, CertificateParams, Issuer};
 pub use cert::Certificate;
+pub use tbs::{sign_tbs, tbs_add_extension, tbs_certificate, tbs_of, tbs_remove_extension};
 pub use verify::{CertificateCheck, ChainVerifier, KeyPurpose, TrustAnchors, VerifiedChain};
 
 /// The OID arc for the stack's private X.509 extensions

@@ -246,3 +246,37 @@ fn invalid_params_are_refused() {
     assert!(issue(&backwards, key.public_key(), &p.issuer).is_err());
     assert!(Certificate::from_der(b"\x30\x00").is_err());
 }
+
+#[test]
+fn precertificate_body_survives_adding_and_removing_an_extension() {
+    use der::asn1::OctetString;
+    let p = pki(Algorithm::FnDsa1024);
+    let key = KeyPair::generate(Algorithm::FnDsa1024);
+    let params = CertificateParams {
+        serial: Some(vec![0x11; 16]),
+        ..CertificateParams::new(CertKind::Leaf, "CN=node", DAY).with_dns_names(["node-1.mesh"])
+    };
+    let body = tbs_certificate(&params, key.public_key(), &p.issuer).unwrap();
+    let oid = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.9");
+    let ext = x509_cert::ext::Extension {
+        extn_id: oid,
+        critical: false,
+        extn_value: OctetString::new(vec![1, 2, 3]).unwrap(),
+    };
+    let tbs = tbs_add_extension(&body, ext.clone()).unwrap();
+    assert!(tbs_add_extension(&tbs, ext.clone()).is_err(), "duplicate refused");
+    let cert = sign_tbs(&tbs, &p.issuer).unwrap();
+    assert_eq!(cert.extension_value(&oid), Some(&[1u8, 2, 3][..]));
+    verifier(&p)
+        .verify(cert.der(), &[], &server("node-1.mesh"), SystemTime::now())
+        .unwrap();
+    let (stripped, removed) = tbs_remove_extension(&tbs_of(&cert).unwrap(), &oid).unwrap();
+    assert_eq!(
+        stripped, body,
+        "removing the extension gives back the body byte for byte"
+    );
+    assert_eq!(removed, Some(ext));
+    // Another issuer cannot sign this body.
+    let other = pki_named(Algorithm::FnDsa1024, "CN=Other Root,O=Stack,C=NL");
+    assert!(sign_tbs(&tbs, &other.issuer).is_err());
+}

@@ -75,6 +75,7 @@ pub struct TlsContext {
     resolver: Arc<CertResolver>,
     verifier: ChainVerifier,
     resumption: bool,
+    unenrolled_clients: bool,
 }
 
 impl TlsContext {
@@ -111,6 +112,7 @@ impl TlsContext {
             resolver,
             verifier,
             resumption: true,
+            unenrolled_clients: false,
         })
     }
 
@@ -121,6 +123,21 @@ impl TlsContext {
         self
     }
 
+    /// Lets clients that are not enrolled yet connect with a self-signed
+    /// certificate (an enrollment service does this). The endpoint marks
+    /// such peers ([`super::PeerIdentity::enrolled`] is false) and serves
+    /// them only the methods registered with
+    /// [`crate::Endpoint::register_public`].
+    pub fn accept_unenrolled_clients(mut self) -> Self {
+        self.unenrolled_clients = true;
+        self
+    }
+
+    /// Whether clients without an enrolled certificate may connect.
+    pub fn accepts_unenrolled_clients(&self) -> bool {
+        self.unenrolled_clients
+    }
+
     /// The security mode.
     pub fn mode(&self) -> SecurityMode {
         self.mode
@@ -129,6 +146,18 @@ impl TlsContext {
     /// The chain verifier (for checks outside TLS).
     pub fn verifier(&self) -> &ChainVerifier {
         &self.verifier
+    }
+
+    /// The certificate resolver shared by every configuration built from
+    /// this context: other TLS servers of the same daemon (DNS-over-QUIC)
+    /// present the same, hot-swapped certificate through it.
+    pub fn cert_resolver(&self) -> Arc<CertResolver> {
+        self.resolver.clone()
+    }
+
+    /// The crypto provider of this context's mode.
+    pub fn provider(&self) -> Arc<CryptoProvider> {
+        self.provider.clone()
     }
 
     /// The end-entity certificate currently presented.
@@ -152,7 +181,8 @@ impl TlsContext {
 
     /// The rustls server configuration (client authentication mandatory).
     pub fn server_config(&self) -> Result<rustls::ServerConfig> {
-        let verifier = StackVerifier::new(self.verifier.clone(), signature_algorithms(self.mode));
+        let verifier = StackVerifier::new(self.verifier.clone(), signature_algorithms(self.mode))
+            .allow_self_signed_clients(self.unenrolled_clients);
         let mut cfg = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::Config(e.to_string()))?

@@ -11,6 +11,10 @@ use crate::pki::{Certificate, CertificateError};
 pub struct PeerIdentity {
     /// The peer's end-entity certificate.
     pub certificate: Certificate,
+    /// Whether the chain verified against the trust anchors and checks.
+    /// False only for a client that connected with a self-signed
+    /// certificate to an endpoint accepting unenrolled clients.
+    pub enrolled: bool,
 }
 
 impl PeerIdentity {
@@ -21,6 +25,7 @@ impl PeerIdentity {
             .ok_or_else(|| CertificateError::Malformed("peer presented no certificate".into()))?;
         Ok(PeerIdentity {
             certificate: Certificate::from_der(leaf)?,
+            enrolled: true,
         })
     }
 

@@ -40,13 +40,27 @@ pub(crate) fn to_rustls(e: CertificateError) -> rustls::Error {
 pub struct StackVerifier {
     chain: ChainVerifier,
     algorithms: WebPkiSupportedAlgorithms,
+    self_signed_clients: bool,
 }
 
 impl StackVerifier {
     /// A verifier using `chain` and accepting `algorithms` for the
     /// handshake signature.
     pub fn new(chain: ChainVerifier, algorithms: WebPkiSupportedAlgorithms) -> Self {
-        StackVerifier { chain, algorithms }
+        StackVerifier {
+            chain,
+            algorithms,
+            self_signed_clients: false,
+        }
+    }
+
+    /// Also accepts clients presenting a single self-signed certificate
+    /// (nodes that are not enrolled yet and come to enroll). The TLS
+    /// handshake signature still proves they hold the key; the endpoint
+    /// marks them as not enrolled and lets them call public methods only.
+    pub fn allow_self_signed_clients(mut self, allow: bool) -> Self {
+        self.self_signed_clients = allow;
+        self
     }
 
     fn tls12_refused() -> Result<HandshakeSignatureValid, rustls::Error> {
@@ -121,10 +135,17 @@ impl ClientCertVerifier for StackVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.chain
-            .verify(end_entity, intermediates, &KeyPurpose::Client, system_time(now))
-            .map_err(to_rustls)?;
-        Ok(ClientCertVerified::assertion())
+        let verdict = self
+            .chain
+            .verify(end_entity, intermediates, &KeyPurpose::Client, system_time(now));
+        match verdict {
+            Ok(_) => Ok(ClientCertVerified::assertion()),
+            Err(_) if self.self_signed_clients && intermediates.is_empty() => {
+                verify_self_signed(end_entity, self.chain.algorithms(), system_time(now)).map_err(to_rustls)?;
+                Ok(ClientCertVerified::assertion())
+            }
+            Err(e) => Err(to_rustls(e)),
+        }
     }
 
     fn verify_tls12_signature(
@@ -147,5 +168,46 @@ impl ClientCertVerifier for StackVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// Checks that `der` is a self-signed certificate valid at `now` whose
+/// signature verifies with its own key under one of `algorithms`.
+pub(crate) fn verify_self_signed(
+    der: &CertificateDer<'_>,
+    algorithms: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm],
+    now: SystemTime,
+) -> Result<(), CertificateError> {
+    use der::Encode;
+    let cert = crate::pki::Certificate::from_der(der)?;
+    if now < cert.not_before() {
+        return Err(CertificateError::NotYetValid);
+    }
+    if now > cert.not_after() {
+        return Err(CertificateError::Expired);
+    }
+    let x509 = cert.x509();
+    if x509.tbs_certificate().issuer() != x509.tbs_certificate().subject() {
+        return Err(CertificateError::UnknownIssuer);
+    }
+    let tbs = x509.tbs_certificate().to_der()?;
+    let sig = x509
+        .signature()
+        .as_bytes()
+        .ok_or_else(|| CertificateError::Malformed("signature has unused bits".into()))?;
+    let spki = cert.public_key().to_spki_der();
+    let spki = spki::SubjectPublicKeyInfoRef::try_from(spki.as_slice())
+        .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+    let key = spki.subject_public_key.raw_bytes();
+    let alg_id = x509.signature_algorithm().oid;
+    let ok = algorithms.iter().any(|a| {
+        a.public_key_alg_id().as_ref().ends_with(alg_id.as_bytes())
+            && a.signature_alg_id().as_ref().ends_with(alg_id.as_bytes())
+            && a.verify_signature(key, &tbs, sig).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(CertificateError::BadSignature)
     }
 }

@@ -1,0 +1,475 @@
+//! The issuance pipeline: requests queue up, and each round takes what is
+//! queued as one batch.
+//!
+//! A round has two phases. *Check*: every other member re-validates each
+//! item (policy, token state, precertificate) and the head's consistency,
+//! changing nothing; items any of them refuses are answered with that
+//! refusal and dropped. *Sign*: the remaining batch is written as pending,
+//! then signed by this member and by at least k-1 others; the certificates
+//! get their inclusion proofs and signatures, and everything is committed
+//! in one transaction before any answer leaves. The check phase keeps one
+//! bad item (a token replayed at another member, say) from leaving a head
+//! that some witnesses signed and others refuse, which would block the log.
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use stoq::crypto::merkle_leaf_hash;
+use stoq::pki::{sign_tbs, tbs_add_extension};
+
+use super::zone::{NameRecord, Zone};
+use super::Shared;
+use crate::bundle::Member;
+use crate::checkpoint::{Checkpoint, CheckpointBody, Cosignature};
+use crate::error::Refusal;
+use crate::inclusion::InclusionProof;
+use crate::log::{Frontier, Hash, MerkleTree};
+use crate::messages::{method, topic, CosignReply, Issued};
+use crate::request::Authorization;
+use crate::revocation::SignedRevocation;
+use crate::store::{BatchCommit, TokenState};
+use crate::time::now_ms;
+use crate::witness::{BatchItem, CosignRequest, Head};
+use crate::Error;
+
+/// What a request gets back from the pipeline.
+#[derive(Debug)]
+// Short-lived values moved once through a channel or codec: boxing the
+// certificate would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Outcome {
+    /// A certificate.
+    Issued(Issued),
+    /// A logged revocation.
+    Revoked(SignedRevocation),
+}
+
+/// One queued request.
+pub(crate) struct Job {
+    pub(crate) item: BatchItem,
+    pub(crate) admitted: Instant,
+    pub(crate) reply: oneshot::Sender<Result<Outcome, Refusal>>,
+}
+
+/// Co-sign request modes.
+pub(crate) const MODE_CHECK: u8 = 1;
+pub(crate) const MODE_SIGN: u8 = 2;
+
+pub(crate) async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        // A batch some witnesses may have signed must complete before any
+        // other head: they will sign nothing else at its size.
+        match shared.store.pending_batch() {
+            Ok(Some(bytes)) => match CosignRequest::decode(&bytes) {
+                Ok(req) => match sign_and_commit(&shared, req, Vec::new()).await {
+                    Ok(()) => backoff = Duration::from_millis(200),
+                    Err(e) => {
+                        warn!(error = %e, "pending batch still lacks co-signatures; retrying");
+                        while let Ok(job) = jobs.try_recv() {
+                            let _ = job.reply.send(Err(Refusal::Unavailable(
+                                "this member's previous batch awaits co-signatures; try another member".into(),
+                            )));
+                        }
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    warn!(error = %e, "stored pending batch does not decode; the log is stuck until an operator intervenes");
+                    shutdown.cancelled().await;
+                    return;
+                }
+            },
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "reading the pending batch failed"),
+        }
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return,
+            j = jobs.recv() => match j { Some(j) => j, None => return },
+        };
+        let mut batch = vec![first];
+        while batch.len() < shared.config.max_batch.clamp(1, crate::witness::MAX_BATCH) {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        run_round(&shared, batch).await;
+    }
+}
+
+fn token_of(item: &BatchItem) -> Option<[u8; 16]> {
+    match item {
+        BatchItem::Issue { request, .. } => match &request.auth {
+            Authorization::Token(t) => Some(t.body.id),
+            Authorization::Renewal { .. } => None,
+        },
+        BatchItem::Revoke(_) => None,
+    }
+}
+
+/// Refuses jobs whose token is spent (here, or earlier in this batch).
+fn drop_spent_tokens(shared: &Shared, jobs: Vec<Job>) -> Vec<Job> {
+    let mut seen = Vec::new();
+    let mut keep = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Some(id) = token_of(&job.item) {
+            let spent = matches!(shared.store.token(&id), Ok(Some(TokenState::Used { .. })));
+            if spent || seen.contains(&id) {
+                shared.metrics.refused.inc();
+                let _ = job.reply.send(Err(Refusal::TokenUsed));
+                continue;
+            }
+            seen.push(id);
+        }
+        keep.push(job);
+    }
+    keep
+}
+
+/// Builds the co-sign request for `items` on top of the current log.
+fn build_request(shared: &Shared, items: Vec<BatchItem>) -> Result<CosignRequest, Error> {
+    let tree = shared.tree();
+    let start = tree.size();
+    let prev_frontier = Frontier::from_tree(&tree, start)?;
+    let leaves: Vec<Hash> = items.iter().map(|i| merkle_leaf_hash(&i.log_entry())).collect();
+    let mut frontier = prev_frontier.clone();
+    for l in &leaves {
+        frontier.push(*l);
+    }
+    let body = CheckpointBody {
+        bundle_id: shared.bundle.id(),
+        log_id: shared.index,
+        tree_size: start + items.len() as u64,
+        root: frontier.root(),
+        timestamp_ms: now_ms(),
+        batch_start: start,
+        batch_root: MerkleTree::from_leaf_hashes(leaves).root(),
+    };
+    Ok(CosignRequest {
+        body,
+        prev_root: tree.root(),
+        prev_frontier,
+        consistency_from: start,
+        consistency: Vec::new(),
+        items,
+    })
+}
+
+async fn run_round(shared: &Arc<Shared>, jobs: Vec<Job>) {
+    let jobs = drop_spent_tokens(shared, jobs);
+    if jobs.is_empty() {
+        return;
+    }
+    let items: Vec<BatchItem> = jobs.iter().map(|j| j.item.clone()).collect();
+    let req = match build_request(shared, items) {
+        Ok(r) => r,
+        Err(e) => return fail_all(shared, jobs, Refusal::Unavailable(e.to_string())),
+    };
+    // Check phase.
+    let refused = match check_with_members(shared, &req).await {
+        Ok(r) => r,
+        Err(e) => return fail_all(shared, jobs, e),
+    };
+    let mut kept = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        match refused.iter().find(|(idx, _)| usize::from(*idx) == i) {
+            Some((_, reason)) => {
+                shared.metrics.refused.inc();
+                let _ = job
+                    .reply
+                    .send(Err(Refusal::Quorum(format!("a member refused the request: {reason}"))));
+            }
+            None => kept.push(job),
+        }
+    }
+    if kept.is_empty() {
+        return;
+    }
+    let req = if kept.len() == req.items.len() {
+        req
+    } else {
+        match build_request(shared, kept.iter().map(|j| j.item.clone()).collect()) {
+            Ok(r) => r,
+            Err(e) => return fail_all(shared, kept, Refusal::Unavailable(e.to_string())),
+        }
+    };
+    if let Err(e) = shared.store.set_pending_batch(&req.encode()) {
+        return fail_all(shared, kept, Refusal::Unavailable(e.to_string()));
+    }
+    let replies: Vec<_> = kept.into_iter().map(|j| (j.admitted, j.reply)).collect();
+    if let Err(e) = sign_and_commit(shared, req, replies).await {
+        warn!(error = %e, "co-signing failed; the batch stays pending");
+    }
+}
+
+fn fail_all(shared: &Shared, jobs: Vec<Job>, why: Refusal) {
+    for job in jobs {
+        shared.metrics.refused.inc();
+        let _ = job.reply.send(Err(why.clone()));
+    }
+}
+
+type Reply = (Instant, oneshot::Sender<Result<Outcome, Refusal>>);
+
+/// Sign phase and commit. On failure the batch stays pending and the
+/// waiting requests are told why.
+async fn sign_and_commit(shared: &Arc<Shared>, req: CosignRequest, replies: Vec<Reply>) -> Result<(), Refusal> {
+    let started = Instant::now();
+    let checkpoint = match collect_signatures(shared, &req).await {
+        Ok(cp) => cp,
+        Err(e) => {
+            shared.metrics.quorum_failures.inc();
+            for (_, r) in replies {
+                let _ = r.send(Err(e.clone()));
+            }
+            return Err(e);
+        }
+    };
+    let outcomes = match finalize(shared, &req, &checkpoint) {
+        Ok(o) => o,
+        Err(e) => {
+            let e = Refusal::Unavailable(format!("committing the batch: {e}"));
+            for (_, r) in replies {
+                let _ = r.send(Err(e.clone()));
+            }
+            return Err(e);
+        }
+    };
+    debug!(
+        size = checkpoint.body.tree_size,
+        entries = req.items.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "batch co-signed and committed"
+    );
+    shared.metrics.batch_size.observe(req.items.len() as f64);
+    let mut outcomes = outcomes.into_iter();
+    for (admitted, reply) in replies {
+        if let Some(o) = outcomes.next() {
+            shared
+                .metrics
+                .issuance_seconds
+                .observe(admitted.elapsed().as_secs_f64());
+            let _ = reply.send(Ok(o));
+        }
+    }
+    Ok(())
+}
+
+/// The check phase: the items any responding member refused, by index.
+/// Fails when fewer than k-1 other members answer.
+async fn check_with_members(shared: &Arc<Shared>, req: &CosignRequest) -> Result<Vec<(u16, String)>, Refusal> {
+    let need = shared.bundle.threshold() - 1;
+    if need == 0 {
+        return Ok(Vec::new());
+    }
+    let mut calls: FuturesUnordered<_> = others(shared)
+        .map(|m| async move { (m.name.clone(), ask(shared, m, req, MODE_CHECK).await) })
+        .collect();
+    let (mut answered, mut refused, mut errors) = (0, Vec::new(), Vec::new());
+    while let Some((name, r)) = calls.next().await {
+        match r {
+            Ok(CosignReply::Verdicts(v)) => {
+                answered += 1;
+                refused.extend(v);
+            }
+            Ok(other) => errors.push(format!("{name}: unexpected reply {other:?}")),
+            Err(e) => errors.push(format!("{name}: {e}")),
+        }
+    }
+    if answered < need {
+        return Err(Refusal::Quorum(format!(
+            "{answered} other members answered, {need} needed ({})",
+            errors.join("; ")
+        )));
+    }
+    Ok(refused)
+}
+
+fn others(shared: &Shared) -> impl Iterator<Item = &Member> {
+    shared.bundle.members.iter().filter(move |m| m.index != shared.index)
+}
+
+/// Calls one member, answering a stale-view reply with a consistency proof
+/// from the size it reports.
+async fn ask(shared: &Shared, member: &Member, req: &CosignRequest, mode: u8) -> Result<CosignReply, Error> {
+    let timeout = Duration::from_millis(shared.config.cosign_timeout_ms);
+    let call = async {
+        let conn = shared
+            .endpoint
+            .connect(member.address, &member.dns_name(&shared.bundle.zone))
+            .await?;
+        let mut req = req.clone();
+        for _ in 0..2 {
+            let mut body = vec![mode];
+            body.extend_from_slice(&req.encode());
+            let resp = conn
+                .call(method::COSIGN, Bytes::from(body), Some(timeout))
+                .await
+                .map_err(|e| Error::from_rpc(&member.name, e))?;
+            match CosignReply::decode(&resp)? {
+                CosignReply::StaleView(size) if size < req.body.batch_start && size != req.consistency_from => {
+                    let proof = shared.tree().consistency_proof(size, req.body.batch_start)?;
+                    req.consistency_from = size;
+                    req.consistency = proof;
+                }
+                other => return Ok(other),
+            }
+        }
+        Err(Error::Refused(Refusal::Witness(format!(
+            "{} keeps reporting a stale view",
+            member.name
+        ))))
+    };
+    tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| {
+        Err(Error::Refused(Refusal::Unavailable(format!(
+            "{} did not answer in time",
+            member.name
+        ))))
+    })
+}
+
+/// Signs as this member and gathers k-1 co-signatures.
+async fn collect_signatures(shared: &Arc<Shared>, req: &CosignRequest) -> Result<Checkpoint, Refusal> {
+    let body = &req.body;
+    let head = Head {
+        size: body.tree_size,
+        root: body.root,
+        timestamp_ms: body.timestamp_ms,
+    };
+    let tokens: Vec<[u8; 16]> = req.items.iter().filter_map(token_of).collect();
+    match shared.store.record_cosign(shared.index, &head, &tokens) {
+        Ok(None) => {}
+        Ok(Some(_)) => return Err(Refusal::TokenUsed),
+        Err(e) => return Err(Refusal::Unavailable(e.to_string())),
+    }
+    let own = body
+        .sign(shared.index, &shared.key)
+        .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+    let mut signatures = vec![own];
+    let k = shared.bundle.threshold();
+    let msg = body.signed_bytes();
+    let mut calls: FuturesUnordered<_> = others(shared)
+        .map(|m| async move { (m, ask(shared, m, req, MODE_SIGN).await) })
+        .collect();
+    let mut errors = Vec::new();
+    while signatures.len() < k {
+        let Some((member, r)) = calls.next().await else { break };
+        match r {
+            Ok(CosignReply::Signed(sig)) if member.key().verify(&msg, &sig).is_ok() => {
+                signatures.push(Cosignature {
+                    member: member.index,
+                    signature: sig,
+                });
+            }
+            Ok(CosignReply::Signed(_)) => errors.push(format!("{}: bad signature", member.name)),
+            Ok(other) => errors.push(format!("{}: {other:?}", member.name)),
+            Err(e) => errors.push(format!("{}: {e}", member.name)),
+        }
+    }
+    if signatures.len() < k {
+        return Err(Refusal::Quorum(format!(
+            "{} of {k} signatures ({})",
+            signatures.len(),
+            errors.join("; ")
+        )));
+    }
+    Ok(Checkpoint {
+        body: body.clone(),
+        signatures,
+    })
+}
+
+/// Builds the certificates and revocations of a co-signed batch and
+/// commits everything in one transaction.
+fn finalize(shared: &Arc<Shared>, req: &CosignRequest, cp: &Checkpoint) -> Result<Vec<Outcome>, Error> {
+    let body = &cp.body;
+    let entries: Vec<(Vec<u8>, Hash)> = req
+        .items
+        .iter()
+        .map(|i| {
+            let e = i.log_entry();
+            let h = merkle_leaf_hash(&e);
+            (e, h)
+        })
+        .collect();
+    let batch_tree = MerkleTree::from_leaf_hashes(entries.iter().map(|(_, h)| *h));
+    let mut commit = BatchCommit {
+        start: body.batch_start,
+        checkpoint: Some(cp.clone()),
+        ..Default::default()
+    };
+    let mut outcomes = Vec::with_capacity(req.items.len());
+    let mut zone_set: Vec<(String, NameRecord)> = Vec::new();
+    for (i, item) in req.items.iter().enumerate() {
+        match item {
+            BatchItem::Issue { request, precert } => {
+                let proof = InclusionProof {
+                    log_id: body.log_id,
+                    tree_size: body.tree_size,
+                    leaf_index: body.batch_start + i as u64,
+                    path: batch_tree.inclusion_proof(i as u64, batch_tree.size())?,
+                };
+                let tbs = tbs_add_extension(precert, proof.to_extension()?)?;
+                let cert = sign_tbs(&tbs, &shared.issuer)?;
+                commit.certificates.push((cert.serial().to_vec(), cert.der().to_vec()));
+                if let Some(id) = token_of(item) {
+                    commit.tokens_used.push(id);
+                }
+                zone_set.extend(Zone::records_for(
+                    &cert,
+                    shared.index,
+                    request.body.address,
+                    &request.body.services,
+                ));
+                outcomes.push(Outcome::Issued(Issued {
+                    certificate: cert,
+                    checkpoint: cp.clone(),
+                }));
+            }
+            BatchItem::Revoke(r) => {
+                let signed = SignedRevocation::sign(r.statement.clone(), shared.index, &shared.key)?;
+                commit.zone_remove.extend(shared.zone.hosts_of(&r.statement));
+                commit.revocations.push(signed.clone());
+                outcomes.push(Outcome::Revoked(signed));
+            }
+        }
+    }
+    commit.zone_set = zone_set.iter().map(|(h, r)| (h.clone(), r.encode())).collect();
+    commit.entries = entries;
+    shared.store.commit_batch(&commit)?;
+    {
+        let mut tree = shared.tree.write().unwrap_or_else(|p| p.into_inner());
+        for (_, h) in &commit.entries {
+            tree.push_leaf_hash(*h);
+        }
+        shared.metrics.log_size.set(tree.size() as i64);
+    }
+    shared.zone.apply(&zone_set, &commit.zone_remove);
+    if let Err(e) = shared.trust.add_checkpoint(cp.clone()) {
+        warn!(error = %e, "own checkpoint refused by the trust store");
+    }
+    let gossip = shared.endpoint.gossip();
+    let _ = gossip.publish(topic::CHECKPOINTS, Bytes::from(cp.encode()));
+    for r in &commit.revocations {
+        let _ = shared.trust.add_revocation(r);
+        let _ = gossip.publish(topic::REVOCATIONS, Bytes::from(r.encode()));
+        shared.metrics.revoked.inc();
+    }
+    let issued = commit.certificates.len() as u64;
+    shared.metrics.issued.inc_by(issued);
+    if issued > 0 {
+        info!(log_size = body.tree_size, issued, "certificates issued");
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,395 @@
+//! The STOQ RPC methods a member serves and their message encodings.
+
+use stoq::crypto::Signature;
+use stoq::pki::Certificate;
+
+use crate::checkpoint::Checkpoint;
+use crate::error::WireError;
+use crate::log::{Hash, MAX_PROOF_LEN};
+use crate::revocation::SignedRevocation;
+use crate::wire::{Reader, Writer};
+
+/// RPC method names.
+pub mod method {
+    /// A fresh server nonce for a proof of possession (public).
+    pub const NONCE: &str = "tc.nonce";
+    /// Enroll with a token (public: the caller has no certificate yet).
+    pub const ENROLL: &str = "tc.enroll";
+    /// Renew with the current certificate (enrolled callers).
+    pub const RENEW: &str = "tc.renew";
+    /// Revoke a certificate (public: the request carries its own
+    /// authorization).
+    pub const REVOKE: &str = "tc.revoke";
+    /// Create an enrollment token (admin key over TLS).
+    pub const TOKEN_CREATE: &str = "tc.token.create";
+    /// Checkpoints and revocations newer than what the caller has
+    /// (public: the log is public).
+    pub const SYNC: &str = "tc.sync";
+    /// Log entries by index (public).
+    pub const ENTRIES: &str = "tc.log.entries";
+    /// Inclusion or consistency proof (public).
+    pub const PROOF: &str = "tc.log.proof";
+    /// Member status as JSON (public).
+    pub const STATUS: &str = "tc.status";
+    /// Co-sign a batch (members only).
+    pub const COSIGN: &str = "tc.cosign";
+}
+
+/// Gossip topics.
+pub mod topic {
+    /// Co-signed checkpoints.
+    pub const CHECKPOINTS: &str = "trustchain/checkpoints";
+    /// Signed revocations.
+    pub const REVOCATIONS: &str = "trustchain/revocations";
+}
+
+/// Most items a sync or entries response carries.
+pub const MAX_PAGE: usize = 256;
+
+/// The answer to an enrollment or renewal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issued {
+    /// The new certificate.
+    pub certificate: Certificate,
+    /// The checkpoint its inclusion proof leads to.
+    pub checkpoint: Checkpoint,
+}
+
+impl Issued {
+    /// Binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes32(self.certificate.der()).bytes32(&self.checkpoint.encode());
+        w.finish()
+    }
+
+    /// Parses the binary form.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf, "issuance response");
+        let der = r.bytes32(16 * 1024)?;
+        let certificate = Certificate::from_der(der).map_err(|e| WireError {
+            what: "issuance response",
+            reason: e.to_string(),
+        })?;
+        let checkpoint = Checkpoint::decode(r.bytes32(64 * 1024)?)?;
+        r.finish()?;
+        Ok(Issued {
+            certificate,
+            checkpoint,
+        })
+    }
+}
+
+/// A witness's answer to a co-sign request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CosignReply {
+    /// The signature over the checkpoint body.
+    Signed(Signature),
+    /// The witness's last head is at this size; send a consistency proof
+    /// from there.
+    StaleView(u64),
+    /// Check mode: the items refused (index, reason); empty when all pass.
+    Verdicts(Vec<(u16, String)>),
+}
+
+impl CosignReply {
+    /// Binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            CosignReply::Signed(s) => w.u8(1).sig(s),
+            CosignReply::StaleView(n) => w.u8(2).u64(*n),
+            CosignReply::Verdicts(v) => {
+                w.u8(3).u16(v.len() as u16);
+                for (i, reason) in v {
+                    w.u16(*i).bytes16(reason.as_bytes());
+                }
+                &mut w
+            }
+        };
+        w.finish()
+    }
+
+    /// Parses the binary form.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf, "co-sign reply");
+        let reply = match r.u8()? {
+            1 => CosignReply::Signed(r.sig()?),
+            2 => CosignReply::StaleView(r.u64()?),
+            3 => {
+                let n = usize::from(r.u16()?);
+                if n > crate::witness::MAX_BATCH {
+                    return Err(WireError {
+                        what: "co-sign reply",
+                        reason: "too many verdicts".into(),
+                    });
+                }
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let i = r.u16()?;
+                    let reason = String::from_utf8_lossy(r.bytes16(1024)?).into_owned();
+                    v.push((i, reason));
+                }
+                CosignReply::Verdicts(v)
+            }
+            other => {
+                return Err(WireError {
+                    what: "co-sign reply",
+                    reason: format!("unknown reply type {other}"),
+                })
+            }
+        };
+        r.finish()?;
+        Ok(reply)
+    }
+}
+
+/// What a verifier has: the largest tree size per log, and how many
+/// revocations it knows (revocations are few and all are sent when that
+/// count is behind).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncRequest {
+    /// (log, largest tree size held).
+    pub have: Vec<(u16, u64)>,
+}
+
+impl SyncRequest {
+    /// Binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(self.have.len() as u8);
+        for (log, size) in &self.have {
+            w.u16(*log).u64(*size);
+        }
+        w.finish()
+    }
+
+    /// Parses the binary form.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf, "sync request");
+        let n = r.count(crate::bundle::MAX_MEMBERS)?;
+        let mut have = Vec::with_capacity(n);
+        for _ in 0..n {
+            have.push((r.u16()?, r.u64()?));
+        }
+        r.finish()?;
+        Ok(SyncRequest { have })
+    }
+}
+
+/// Checkpoints newer than the request's and all revocations.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncResponse {
+    /// Newer checkpoints, oldest first per log.
+    pub checkpoints: Vec<Checkpoint>,
+    /// Signed revocations.
+    pub revocations: Vec<SignedRevocation>,
+}
+
+impl SyncResponse {
+    /// Binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u32(self.checkpoints.len() as u32);
+        for c in &self.checkpoints {
+            w.bytes32(&c.encode());
+        }
+        w.u32(self.revocations.len() as u32);
+        for r in &self.revocations {
+            w.bytes32(&r.encode());
+        }
+        w.finish()
+    }
+
+    /// Parses the binary form.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf, "sync response");
+        let n = r.u32()? as usize;
+        if n > MAX_PAGE * crate::bundle::MAX_MEMBERS {
+            return Err(WireError {
+                what: "sync response",
+                reason: "too many checkpoints".into(),
+            });
+        }
+        let mut checkpoints = Vec::with_capacity(n);
+        for _ in 0..n {
+            checkpoints.push(Checkpoint::decode(r.bytes32(64 * 1024)?)?);
+        }
+        let n = r.u32()? as usize;
+        if n > 1 << 20 {
+            return Err(WireError {
+                what: "sync response",
+                reason: "too many revocations".into(),
+            });
+        }
+        let mut revocations = Vec::with_capacity(n.min(4096));
+        for _ in 0..n {
+            revocations.push(SignedRevocation::decode(r.bytes32(4096)?)?);
+        }
+        r.finish()?;
+        Ok(SyncResponse {
+            checkpoints,
+            revocations,
+        })
+    }
+}
+
+/// Which proof to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofRequest {
+    /// Inclusion of entry `index` in the tree of `size`.
+    Inclusion {
+        /// Entry index.
+        index: u64,
+        /// Tree size.
+        size: u64,
+    },
+    /// Consistency between two sizes.
+    Consistency {
+        /// Older size.
+        old: u64,
+        /// Newer size.
+        new: u64,
+    },
+}
+
+impl ProofRequest {
+    /// Binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            ProofRequest::Inclusion { index, size } => w.u8(1).u64(*index).u64(*size),
+            ProofRequest::Consistency { old, new } => w.u8(2).u64(*old).u64(*new),
+        };
+        w.finish()
+    }
+
+    /// Parses the binary form.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf, "proof request");
+        let p = match r.u8()? {
+            1 => ProofRequest::Inclusion {
+                index: r.u64()?,
+                size: r.u64()?,
+            },
+            2 => ProofRequest::Consistency {
+                old: r.u64()?,
+                new: r.u64()?,
+            },
+            other => {
+                return Err(WireError {
+                    what: "proof request",
+                    reason: format!("unknown proof type {other}"),
+                })
+            }
+        };
+        r.finish()?;
+        Ok(p)
+    }
+}
+
+/// Encodes a list of hashes (a proof).
+pub fn encode_hashes(hashes: &[Hash]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(hashes.len() as u8);
+    for h in hashes {
+        w.fixed(h);
+    }
+    w.finish()
+}
+
+/// Decodes a list of hashes.
+pub fn decode_hashes(buf: &[u8]) -> Result<Vec<Hash>, WireError> {
+    let mut r = Reader::new(buf, "proof");
+    let n = r.count(MAX_PROOF_LEN)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.array()?);
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Encodes a (start, end) range request.
+pub fn encode_range(start: u64, end: u64) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u64(start).u64(end);
+    w.finish()
+}
+
+/// Decodes a (start, end) range request.
+pub fn decode_range(buf: &[u8]) -> Result<(u64, u64), WireError> {
+    let mut r = Reader::new(buf, "range");
+    let range = (r.u64()?, r.u64()?);
+    r.finish()?;
+    Ok(range)
+}
+
+/// Encodes log entries.
+pub fn encode_entries(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u16(entries.len() as u16);
+    for e in entries {
+        w.bytes32(e);
+    }
+    w.finish()
+}
+
+/// Decodes log entries.
+pub fn decode_entries(buf: &[u8]) -> Result<Vec<Vec<u8>>, WireError> {
+    let mut r = Reader::new(buf, "log entries");
+    let n = usize::from(r.u16()?);
+    if n > MAX_PAGE {
+        return Err(WireError {
+            what: "log entries",
+            reason: "too many entries".into(),
+        });
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.bytes32(32 * 1024)?.to_vec());
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// An admin's token request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCreate {
+    /// Name patterns allowed.
+    pub names: Vec<String>,
+    /// Seconds until the token expires.
+    pub ttl_secs: u32,
+    /// Longest certificate lifetime granted (0: the policy's).
+    pub max_lifetime_secs: u32,
+}
+
+impl TokenCreate {
+    /// Binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(self.names.len() as u8);
+        for n in &self.names {
+            w.str8(n);
+        }
+        w.u32(self.ttl_secs).u32(self.max_lifetime_secs);
+        w.finish()
+    }
+
+    /// Parses the binary form.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf, "token request");
+        let n = r.count(crate::token::MAX_TOKEN_NAMES)?;
+        let mut names = Vec::with_capacity(n);
+        for _ in 0..n {
+            names.push(r.str8(253)?);
+        }
+        let t = TokenCreate {
+            names,
+            ttl_secs: r.u32()?,
+            max_lifetime_secs: r.u32()?,
+        };
+        r.finish()?;
+        Ok(t)
+    }
+}

@@ -1,0 +1,415 @@
+//! A member's persistent state in `redb`: the log (entries and leaf
+//! hashes), checkpoints, the heads it witnessed, certificates it issued,
+//! tokens and whether they were used, revocations, and the DNS zone.
+//!
+//! Everything a batch changes is written in one transaction, so a crash
+//! leaves either the whole batch or none of it. The batch being co-signed
+//! is written first as "pending" and re-driven after a restart: a witness
+//! that signed a head never sees a different head at that size from us.
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+
+use crate::checkpoint::Checkpoint;
+use crate::log::Hash;
+use crate::revocation::SignedRevocation;
+use crate::witness::Head;
+use crate::{Error, Result};
+
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("log_entries");
+const LEAVES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("log_leaves");
+const CHECKPOINTS: TableDefinition<'_, (u16, u64), &[u8]> = TableDefinition::new("checkpoints");
+const WITNESS: TableDefinition<'_, u16, &[u8]> = TableDefinition::new("witness_heads");
+const CERTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("certificates");
+const TOKENS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tokens");
+const REVOCATIONS: TableDefinition<'_, (u16, &[u8]), &[u8]> = TableDefinition::new("revocations");
+const ZONE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("zone");
+
+const PENDING_KEY: &str = "pending_batch";
+const NONCE_SECRET_KEY: &str = "nonce_secret";
+
+fn db_err(e: impl std::fmt::Display) -> Error {
+    Error::Store(e.to_string())
+}
+
+/// What a token is, as far as this member knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// Created here, not used.
+    Issued,
+    /// Used in the batch ending at (log, tree size).
+    Used {
+        /// The log whose batch spent it.
+        log_id: u16,
+        /// That batch's head size.
+        tree_size: u64,
+    },
+}
+
+impl TokenState {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            TokenState::Issued => vec![0],
+            TokenState::Used { log_id, tree_size } => {
+                let mut v = vec![1];
+                v.extend_from_slice(&log_id.to_be_bytes());
+                v.extend_from_slice(&tree_size.to_be_bytes());
+                v
+            }
+        }
+    }
+
+    fn decode(b: &[u8]) -> Result<Self> {
+        match b {
+            [0] => Ok(TokenState::Issued),
+            [1, rest @ ..] if rest.len() == 10 => Ok(TokenState::Used {
+                log_id: u16::from_be_bytes([rest[0], rest[1]]),
+                tree_size: u64::from_be_bytes(rest[2..10].try_into().map_err(db_err)?),
+            }),
+            _ => Err(Error::Store("corrupt token record".into())),
+        }
+    }
+}
+
+/// Everything one completed batch writes.
+#[derive(Debug, Default)]
+pub struct BatchCommit {
+    /// First entry index.
+    pub start: u64,
+    /// The entries and their leaf hashes, in order.
+    pub entries: Vec<(Vec<u8>, Hash)>,
+    /// The co-signed checkpoint.
+    pub checkpoint: Option<Checkpoint>,
+    /// Certificates issued (serial, DER).
+    pub certificates: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Tokens spent.
+    pub tokens_used: Vec<[u8; 16]>,
+    /// Revocations logged.
+    pub revocations: Vec<SignedRevocation>,
+    /// DNS records to set (host, encoded record).
+    pub zone_set: Vec<(String, Vec<u8>)>,
+    /// DNS hosts to remove.
+    pub zone_remove: Vec<String>,
+}
+
+/// The member database.
+pub struct Store {
+    db: Database,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path).map_err(|e| {
+            Error::Store(format!(
+                "opening {}: {e} (is another trustchain process using this data dir?)",
+                path.display()
+            ))
+        })?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            txn.open_table(META).map_err(db_err)?;
+            txn.open_table(ENTRIES).map_err(db_err)?;
+            txn.open_table(LEAVES).map_err(db_err)?;
+            txn.open_table(CHECKPOINTS).map_err(db_err)?;
+            txn.open_table(WITNESS).map_err(db_err)?;
+            txn.open_table(CERTS).map_err(db_err)?;
+            txn.open_table(TOKENS).map_err(db_err)?;
+            txn.open_table(REVOCATIONS).map_err(db_err)?;
+            txn.open_table(ZONE).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Store { db })
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(META).map_err(db_err)?;
+        Ok(t.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(META).map_err(db_err)?;
+            match value {
+                Some(v) => {
+                    t.insert(key, v).map_err(db_err)?;
+                }
+                None => {
+                    t.remove(key).map_err(db_err)?;
+                }
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// The secret nonces are derived from, created on first use.
+    pub fn nonce_secret(&self) -> Result<[u8; 32]> {
+        if let Some(v) = self.get_meta(NONCE_SECRET_KEY)? {
+            return v.try_into().map_err(|_| Error::Store("corrupt nonce secret".into()));
+        }
+        let mut s = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut s);
+        self.put_meta(NONCE_SECRET_KEY, Some(&s))?;
+        Ok(s)
+    }
+
+    /// The batch being co-signed, if a previous run left one.
+    pub fn pending_batch(&self) -> Result<Option<Vec<u8>>> {
+        self.get_meta(PENDING_KEY)
+    }
+
+    /// Records the batch about to be co-signed (before asking anyone).
+    pub fn set_pending_batch(&self, encoded: &[u8]) -> Result<()> {
+        self.put_meta(PENDING_KEY, Some(encoded))
+    }
+
+    /// The log's leaf hashes, in order (to rebuild the tree at start).
+    pub fn leaf_hashes(&self) -> Result<Vec<Hash>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(LEAVES).map_err(db_err)?;
+        let mut out = Vec::with_capacity(usize::try_from(t.len().map_err(db_err)?).unwrap_or(0));
+        for (i, row) in t.iter().map_err(db_err)?.enumerate() {
+            let (k, v) = row.map_err(db_err)?;
+            if k.value() != i as u64 {
+                return Err(Error::Store(format!("log has a hole at entry {i}")));
+            }
+            out.push(
+                v.value()
+                    .try_into()
+                    .map_err(|_| Error::Store("corrupt leaf hash".into()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Log entries `start..end`.
+    pub fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(ENTRIES).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in t.range(start..end).map_err(db_err)? {
+            out.push(row.map_err(db_err)?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Writes a completed batch atomically and clears the pending batch.
+    pub fn commit_batch(&self, batch: &BatchCommit) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut entries = txn.open_table(ENTRIES).map_err(db_err)?;
+            let mut leaves = txn.open_table(LEAVES).map_err(db_err)?;
+            for (i, (entry, leaf)) in batch.entries.iter().enumerate() {
+                let idx = batch.start + i as u64;
+                entries.insert(idx, entry.as_slice()).map_err(db_err)?;
+                leaves.insert(idx, leaf.as_slice()).map_err(db_err)?;
+            }
+            if let Some(cp) = &batch.checkpoint {
+                let mut t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+                t.insert((cp.body.log_id, cp.body.tree_size), cp.encode().as_slice())
+                    .map_err(db_err)?;
+            }
+            let mut certs = txn.open_table(CERTS).map_err(db_err)?;
+            for (serial, der) in &batch.certificates {
+                certs.insert(serial.as_slice(), der.as_slice()).map_err(db_err)?;
+            }
+            if let Some(cp) = &batch.checkpoint {
+                let mut tokens = txn.open_table(TOKENS).map_err(db_err)?;
+                let used = TokenState::Used {
+                    log_id: cp.body.log_id,
+                    tree_size: cp.body.tree_size,
+                }
+                .encode();
+                for id in &batch.tokens_used {
+                    tokens.insert(id.as_slice(), used.as_slice()).map_err(db_err)?;
+                }
+            }
+            let mut revs = txn.open_table(REVOCATIONS).map_err(db_err)?;
+            for r in &batch.revocations {
+                revs.insert(
+                    (r.statement.issuer_log, r.statement.serial.as_slice()),
+                    r.encode().as_slice(),
+                )
+                .map_err(db_err)?;
+            }
+            let mut zone = txn.open_table(ZONE).map_err(db_err)?;
+            for host in &batch.zone_remove {
+                zone.remove(host.as_str()).map_err(db_err)?;
+            }
+            for (host, rec) in &batch.zone_set {
+                zone.insert(host.as_str(), rec.as_slice()).map_err(db_err)?;
+            }
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            meta.remove(PENDING_KEY).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Stores a checkpoint (ours or another member's).
+    pub fn put_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+            t.insert((cp.body.log_id, cp.body.tree_size), cp.encode().as_slice())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Checkpoints of `log_id` with a tree size above `after`, oldest first,
+    /// at most `limit`.
+    pub fn checkpoints_after(&self, log_id: u16, after: u64, limit: usize) -> Result<Vec<Checkpoint>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in t
+            .range((log_id, after.saturating_add(1))..=(log_id, u64::MAX))
+            .map_err(db_err)?
+            .take(limit)
+        {
+            out.push(Checkpoint::decode(row.map_err(db_err)?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Every stored checkpoint (to fill the trust store at start).
+    pub fn all_checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(db_err)? {
+            out.push(Checkpoint::decode(row.map_err(db_err)?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The last head this member signed for `log_id`.
+    pub fn witness_head(&self, log_id: u16) -> Result<Option<Head>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(WITNESS).map_err(db_err)?;
+        match t.get(log_id).map_err(db_err)? {
+            Some(v) => Ok(Some(Head::decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a co-signature: the new head and the tokens the batch spends,
+    /// in one transaction. Fails with the token id if one was spent by
+    /// another batch.
+    pub fn record_cosign(&self, log_id: u16, head: &Head, tokens: &[[u8; 16]]) -> Result<Option<[u8; 16]>> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(TOKENS).map_err(db_err)?;
+            let used = TokenState::Used {
+                log_id,
+                tree_size: head.size,
+            };
+            for id in tokens {
+                let prior = t
+                    .get(id.as_slice())
+                    .map_err(db_err)?
+                    .map(|v| TokenState::decode(v.value()));
+                match prior.transpose()? {
+                    Some(state @ TokenState::Used { .. }) if state != used => {
+                        drop(t);
+                        txn.abort().map_err(db_err)?;
+                        return Ok(Some(*id));
+                    }
+                    _ => {
+                        t.insert(id.as_slice(), used.encode().as_slice()).map_err(db_err)?;
+                    }
+                }
+            }
+            let mut w = txn.open_table(WITNESS).map_err(db_err)?;
+            w.insert(log_id, head.encode().as_slice()).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(None)
+    }
+
+    /// A token's state.
+    pub fn token(&self, id: &[u8; 16]) -> Result<Option<TokenState>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(TOKENS).map_err(db_err)?;
+        match t.get(id.as_slice()).map_err(db_err)? {
+            Some(v) => Ok(Some(TokenState::decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a token created here.
+    pub fn put_token(&self, id: &[u8; 16]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(TOKENS).map_err(db_err)?;
+            t.insert(id.as_slice(), TokenState::Issued.encode().as_slice())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// A certificate issued here, by serial.
+    pub fn certificate(&self, serial: &[u8]) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(CERTS).map_err(db_err)?;
+        Ok(t.get(serial).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores revocations learned from other members.
+    pub fn put_revocation(&self, r: &SignedRevocation) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(REVOCATIONS).map_err(db_err)?;
+            t.insert(
+                (r.statement.issuer_log, r.statement.serial.as_slice()),
+                r.encode().as_slice(),
+            )
+            .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Every revocation known.
+    pub fn revocations(&self) -> Result<Vec<SignedRevocation>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(REVOCATIONS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(db_err)? {
+            out.push(SignedRevocation::decode(row.map_err(db_err)?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The DNS zone records (host, encoded record).
+    pub fn zone(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(ZONE).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Counts: log entries, certificates, tokens, revocations.
+    pub fn counts(&self) -> Result<(u64, u64, u64, u64)> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let n = |t: Result<u64>| t;
+        Ok((
+            n(txn.open_table(LEAVES).map_err(db_err)?.len().map_err(db_err))?,
+            n(txn.open_table(CERTS).map_err(db_err)?.len().map_err(db_err))?,
+            n(txn.open_table(TOKENS).map_err(db_err)?.len().map_err(db_err))?,
+            n(txn.open_table(REVOCATIONS).map_err(db_err)?.len().map_err(db_err))?,
+        ))
+    }
+}
