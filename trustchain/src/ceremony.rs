@@ -14,6 +14,7 @@ use stoq::crypto::{write_key_file, Algorithm, KeyPair};
 use stoq::pki::{issue, CertKind, CertificateParams, Issuer};
 
 use crate::bundle::{Member, TrustBundle};
+use crate::dns::DnsConfig;
 use crate::member::MemberConfig;
 use crate::{Error, Result};
 
@@ -34,6 +35,10 @@ pub struct CeremonyOptions {
     pub base_port: u16,
     /// HTTP port of member 0 (0: no HTTP); member i uses `http_base_port + i`.
     pub http_base_port: u16,
+    /// DNS (UDP and TCP) port of member 0 (0: no DNS); member i: +i.
+    pub dns_base_port: u16,
+    /// DNS-over-QUIC port of member 0; member i: +i.
+    pub doq_base_port: u16,
     /// Where to write.
     pub out_dir: PathBuf,
 }
@@ -47,6 +52,8 @@ impl Default for CeremonyOptions {
             host: Ipv6Addr::LOCALHOST,
             base_port: 7400,
             http_base_port: 7480,
+            dns_base_port: 5353,
+            doq_base_port: 8853,
             out_dir: PathBuf::from("trustchain-ca"),
         }
     }
@@ -152,6 +159,14 @@ pub fn run(opts: &CeremonyOptions, mut progress: impl FnMut(&str)) -> Result<Cer
             listen: Some(bundle.members[i].address),
             http_listen: (opts.http_base_port != 0)
                 .then(|| SocketAddr::from((opts.host, opts.http_base_port.saturating_add(i as u16)))),
+            dns: (opts.dns_base_port != 0).then(|| DnsConfig {
+                listen: SocketAddr::from((opts.host, opts.dns_base_port.saturating_add(i as u16))),
+                doq_listen: Some(SocketAddr::from((
+                    opts.host,
+                    opts.doq_base_port.saturating_add(i as u16),
+                ))),
+                ..DnsConfig::default()
+            }),
             ..MemberConfig::default()
         };
         let text = toml::to_string(&config).map_err(|e| Error::Config(e.to_string()))?;

@@ -131,7 +131,41 @@ impl CaClient {
         }
     }
 
+    /// Fetches a nonce from member `index` and signs a token enrollment
+    /// for `key`, without sending it (benchmarks send many at once).
+    pub async fn prepare_enrollment(
+        &self,
+        index: u16,
+        key: &KeyPair,
+        token: &EnrollmentToken,
+        what: &Enrollment,
+    ) -> Result<EnrollmentRequest> {
+        self.prepare_at(index, key, what, Auth::Token(token)).await
+    }
+
+    /// Sends a prepared enrollment to member `index`.
+    pub async fn submit_enrollment(&self, index: u16, request: &EnrollmentRequest) -> Result<Issued> {
+        let resp = self.call(index, method::ENROLL, request.encode()).await?;
+        Ok(Issued::decode(&resp)?)
+    }
+
     async fn request_at(&self, index: u16, key: &KeyPair, what: &Enrollment, auth: Auth<'_>) -> Result<Issued> {
+        let method = match auth {
+            Auth::Token(_) => method::ENROLL,
+            Auth::Renewal(..) => method::RENEW,
+        };
+        let request = self.prepare_at(index, key, what, auth).await?;
+        let resp = self.call(index, method, request.encode()).await?;
+        Ok(Issued::decode(&resp)?)
+    }
+
+    async fn prepare_at(
+        &self,
+        index: u16,
+        key: &KeyPair,
+        what: &Enrollment,
+        auth: Auth<'_>,
+    ) -> Result<EnrollmentRequest> {
         let conn = self.connect(index).await?;
         let nonce_bytes = self.call(index, method::NONCE, Vec::new()).await?;
         let nonce: [u8; NONCE_LEN] = nonce_bytes
@@ -157,15 +191,10 @@ impl CaClient {
                 .unwrap_or(0),
             nonce,
         };
-        let (method, request) = match auth {
-            Auth::Token(t) => (method::ENROLL, EnrollmentRequest::with_token(body, t.clone(), key)?),
-            Auth::Renewal(cert, current) => (
-                method::RENEW,
-                EnrollmentRequest::renewal(body, cert.clone(), current, key)?,
-            ),
-        };
-        let resp = self.call(index, method, request.encode()).await?;
-        Ok(Issued::decode(&resp)?)
+        Ok(match auth {
+            Auth::Token(t) => EnrollmentRequest::with_token(body, t.clone(), key)?,
+            Auth::Renewal(cert, current) => EnrollmentRequest::renewal(body, cert.clone(), current, key)?,
+        })
     }
 
     async fn request(&self, key: &KeyPair, what: &Enrollment, auth: Auth<'_>) -> Result<Issued> {

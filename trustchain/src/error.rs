@@ -157,9 +157,9 @@ pub enum Error {
     /// The database failed.
     #[error("database: {0}")]
     Store(String),
-    // TEMP-DNS /// The DNS server or resolver failed.
-    // TEMP-DNS #[error("dns: {0}")]
-    // TEMP-DNS Dns(#[from] crate::dns::DnsError),
+    /// The DNS server or resolver failed.
+    #[error("dns: {0}")]
+    Dns(#[from] crate::dns::DnsError),
     /// A call to a member failed, or the member refused (see
     /// [`Error::refusal_code`]).
     #[error("{peer}: {source}")]

@@ -19,11 +19,11 @@ pub mod bundle;
 pub mod ceremony;
 pub mod checkpoint;
 pub mod client;
-#[cfg(any())] // TEMP-DNS
 pub mod dns;
 pub mod error;
 pub mod inclusion;
 pub mod log;
+pub mod manager;
 pub mod member;
 pub mod messages;
 pub mod policy;

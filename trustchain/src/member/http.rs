@@ -126,6 +126,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let mut registry = prometheus_client::registry::Registry::default();
     s.metrics.register(&mut registry);
+    s.dns_metrics.register(&mut registry);
     s.endpoint.metrics().register(&mut registry);
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {

@@ -26,6 +26,7 @@ use stoq::tls::{Identity, SecurityMode, TlsContext};
 use stoq::{Endpoint, EndpointConfig};
 
 use crate::bundle::TrustBundle;
+use crate::dns::{DnsConfig, DnsMetrics, DnsServer};
 use crate::log::MerkleTree;
 use crate::messages::topic;
 use crate::policy::Policy;
@@ -54,6 +55,8 @@ pub struct MemberConfig {
     /// Interval between syncs of checkpoints and revocations from the other
     /// members, ms.
     pub sync_interval_ms: u64,
+    /// DNS for the zone (UDP/TCP and DNS-over-QUIC); `None` disables it.
+    pub dns: Option<DnsConfig>,
     /// STOQ endpoint settings (limits and timeouts; the listen address is
     /// the field above).
     pub endpoint: EndpointConfig,
@@ -64,13 +67,23 @@ impl Default for MemberConfig {
         MemberConfig {
             data_dir: PathBuf::from("trustchain-data"),
             listen: None,
-            http_listen: Some(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 7480))),
+            // Off unless configured: TOML cannot say "none" for a default
+            // that is on, and `trustchain init` writes both explicitly.
+            http_listen: None,
             policy: Policy::default(),
             max_batch: 64,
             cosign_timeout_ms: 3_000,
             member_cert_lifetime_secs: 24 * 3600,
             sync_interval_ms: 5_000,
-            endpoint: EndpointConfig::default(),
+            dns: None,
+            endpoint: EndpointConfig {
+                limits: stoq::endpoint::Limits {
+                    // Co-sign requests carry whole batches.
+                    max_frame_len: 8 << 20,
+                    ..Default::default()
+                },
+                ..EndpointConfig::default()
+            },
         }
     }
 }
@@ -104,6 +117,7 @@ pub(crate) struct Shared {
     pub(crate) tree: RwLock<MerkleTree>,
     pub(crate) nonces: nonce::NonceBook,
     pub(crate) metrics: MemberMetrics,
+    pub(crate) dns_metrics: DnsMetrics,
     pub(crate) zone: zone::Zone,
     pub(crate) endpoint: Endpoint,
 }
@@ -120,6 +134,7 @@ pub struct MemberNode {
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     http_addr: Option<SocketAddr>,
+    dns: Option<DnsServer>,
 }
 
 impl std::fmt::Debug for MemberNode {
@@ -200,6 +215,7 @@ impl MemberNode {
             trust,
             tree: RwLock::new(tree),
             metrics,
+            dns_metrics: DnsMetrics::default(),
             zone,
             endpoint,
         });
@@ -220,8 +236,21 @@ impl MemberNode {
             }
             None => None,
         };
+        let dns = match &shared.config.dns {
+            Some(cfg) => Some(
+                DnsServer::start(
+                    cfg,
+                    shared.zone.dns().clone(),
+                    Some(shared.endpoint.tls()),
+                    shared.dns_metrics.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         info!(
             member = index,
+            dns = ?dns.as_ref().map(|d| d.udp_addr()),
             stoq = ?shared.endpoint.local_addr().ok(),
             http = ?http_addr,
             log_size = shared.tree().size(),
@@ -232,6 +261,7 @@ impl MemberNode {
             shutdown,
             tasks,
             http_addr,
+            dns,
         })
     }
 
@@ -243,6 +273,11 @@ impl MemberNode {
     /// The HTTP address, if enabled.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The DNS server's UDP/TCP and DoQ addresses, if enabled.
+    pub fn dns_addrs(&self) -> Option<(SocketAddr, Option<SocketAddr>)> {
+        self.dns.as_ref().map(|d| (d.udp_addr(), d.doq_addr()))
     }
 
     /// This member's index.
@@ -263,6 +298,11 @@ impl MemberNode {
     /// Stops serving and waits for the tasks.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        if let Some(dns) = self.dns {
+            if let Err(e) = dns.shutdown().await {
+                warn!(error = %e, "DNS shutdown");
+            }
+        }
         self.shared.endpoint.shutdown().await;
         for t in self.tasks {
             let _ = t.await;

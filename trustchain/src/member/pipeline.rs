@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use stoq::crypto::merkle_leaf_hash;
-use stoq::pki::{sign_tbs, tbs_add_extension};
+use stoq::pki::{sign_tbs, tbs_add_extension, Certificate};
 
 use super::zone::{NameRecord, Zone};
 use super::Shared;
@@ -390,6 +390,54 @@ async fn collect_signatures(shared: &Arc<Shared>, req: &CosignRequest) -> Result
     })
 }
 
+/// Adds the inclusion proofs and signs the batch's certificates, in log
+/// order, on every core (signing dominates issuance).
+fn sign_certificates(
+    shared: &Shared,
+    req: &CosignRequest,
+    body: &CheckpointBody,
+    batch_tree: &MerkleTree,
+) -> Result<Vec<Certificate>, Error> {
+    let mut bodies = Vec::new();
+    for (i, item) in req.items.iter().enumerate() {
+        if let BatchItem::Issue { precert, .. } = item {
+            let proof = InclusionProof {
+                log_id: body.log_id,
+                tree_size: body.tree_size,
+                leaf_index: body.batch_start + i as u64,
+                path: batch_tree.inclusion_proof(i as u64, batch_tree.size())?,
+            };
+            bodies.push(tbs_add_extension(precert, proof.to_extension()?)?);
+        }
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let chunk = bodies.len().div_ceil(cores).max(1);
+    let signed: Vec<Result<Vec<Certificate>, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bodies
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|tbs| sign_tbs(tbs, &shared.issuer).map_err(Error::from))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Store("signing thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(bodies.len());
+    for part in signed {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
 /// Builds the certificates and revocations of a co-signed batch and
 /// commits everything in one transaction.
 fn finalize(shared: &Arc<Shared>, req: &CosignRequest, cp: &Checkpoint) -> Result<Vec<Outcome>, Error> {
@@ -409,19 +457,16 @@ fn finalize(shared: &Arc<Shared>, req: &CosignRequest, cp: &Checkpoint) -> Resul
         checkpoint: Some(cp.clone()),
         ..Default::default()
     };
+    let certificates = sign_certificates(shared, req, body, &batch_tree)?;
     let mut outcomes = Vec::with_capacity(req.items.len());
     let mut zone_set: Vec<(String, NameRecord)> = Vec::new();
-    for (i, item) in req.items.iter().enumerate() {
+    let mut certificates = certificates.into_iter();
+    for item in &req.items {
         match item {
-            BatchItem::Issue { request, precert } => {
-                let proof = InclusionProof {
-                    log_id: body.log_id,
-                    tree_size: body.tree_size,
-                    leaf_index: body.batch_start + i as u64,
-                    path: batch_tree.inclusion_proof(i as u64, batch_tree.size())?,
-                };
-                let tbs = tbs_add_extension(precert, proof.to_extension()?)?;
-                let cert = sign_tbs(&tbs, &shared.issuer)?;
+            BatchItem::Issue { request, .. } => {
+                let cert = certificates
+                    .next()
+                    .ok_or_else(|| Error::Store("certificate count mismatch".into()))?;
                 commit.certificates.push((cert.serial().to_vec(), cert.der().to_vec()));
                 if let Some(id) = token_of(item) {
                     commit.tokens_used.push(id);

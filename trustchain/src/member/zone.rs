@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use stoq::pki::Certificate;
 
 use crate::bundle::TrustBundle;
+use crate::dns::{MeshZone, NodeRecord, ServiceRecord, ZoneConfig};
 use crate::error::WireError;
 use crate::request::Service;
 use crate::revocation::RevocationStatement;
@@ -65,21 +66,61 @@ impl NameRecord {
     }
 }
 
-/// The zone: names to records.
+/// The zone: names to records, mirrored into the DNS server's zone.
 pub(crate) struct Zone {
     records: Mutex<HashMap<String, NameRecord>>,
+    dns: MeshZone,
+}
+
+fn dns_record(host: &str, r: &NameRecord) -> NodeRecord {
+    NodeRecord {
+        host: format!("{host}."),
+        address: r.address,
+        fingerprint: r.fingerprint,
+        services: r
+            .services
+            .iter()
+            .map(|s| ServiceRecord {
+                service: s.name.clone(),
+                port: s.port,
+                priority: 0,
+                weight: 0,
+            })
+            .collect(),
+    }
 }
 
 impl Zone {
     /// Loads the zone from the store.
-    pub(crate) fn restore(_bundle: &TrustBundle, store: &Store) -> Result<Self> {
+    pub(crate) fn restore(bundle: &TrustBundle, store: &Store) -> Result<Self> {
         let mut records = HashMap::new();
         for (host, rec) in store.zone()? {
             records.insert(host, NameRecord::decode(&rec)?);
         }
+        let dns = MeshZone::new(ZoneConfig {
+            origin: bundle.zone.clone(),
+            ..ZoneConfig::default()
+        })?;
+        let (ok, bad): (Vec<_>, Vec<_>) = records
+            .iter()
+            .map(|(h, r)| dns_record(h, r))
+            .partition(|r| dns.upsert(r.clone()).is_ok());
+        if !bad.is_empty() {
+            tracing::warn!(
+                published = ok.len(),
+                refused = bad.len(),
+                "some stored names are not publishable in DNS"
+            );
+        }
         Ok(Zone {
             records: Mutex::new(records),
+            dns,
         })
+    }
+
+    /// The DNS zone the server answers from.
+    pub(crate) fn dns(&self) -> &MeshZone {
+        &self.dns
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, NameRecord>> {
@@ -124,9 +165,13 @@ impl Zone {
         let mut z = self.lock();
         for h in remove {
             z.remove(h);
+            let _ = self.dns.remove(&format!("{h}."));
         }
         for (h, r) in set {
             z.insert(h.clone(), r.clone());
+            if let Err(e) = self.dns.upsert(dns_record(h, r)) {
+                tracing::warn!(host = %h, error = %e, "name not published in DNS");
+            }
         }
     }
 

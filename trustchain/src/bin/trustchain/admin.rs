@@ -32,6 +32,12 @@ pub(crate) struct InitArgs {
     /// HTTP port of member 0 (member i: +i); 0 disables HTTP.
     #[arg(long, default_value_t = 7480)]
     http_base_port: u16,
+    /// DNS (UDP/TCP) port of member 0 (member i: +i); 0 disables DNS.
+    #[arg(long, default_value_t = 5353)]
+    dns_base_port: u16,
+    /// DNS-over-QUIC port of member 0 (member i: +i).
+    #[arg(long, default_value_t = 8853)]
+    doq_base_port: u16,
     /// Output directory (must not exist or be empty).
     #[arg(long, default_value = "trustchain-ca")]
     out: PathBuf,
@@ -45,6 +51,8 @@ pub(crate) fn init(a: InitArgs) -> anyhow::Result<()> {
         host: a.host,
         base_port: a.base_port,
         http_base_port: a.http_base_port,
+        dns_base_port: a.dns_base_port,
+        doq_base_port: a.doq_base_port,
         out_dir: a.out,
     };
     let out = ceremony::run(&opts, |step| eprintln!("init: {step}"))?;

@@ -1,6 +1,7 @@
 //! `trustchain`: the CA member daemon and its command-line tools.
 
 mod admin;
+mod bench;
 mod common;
 mod logcmd;
 mod node;
@@ -44,6 +45,8 @@ enum Command {
     Log(logcmd::Command),
     /// Show the members' status.
     Status(admin::StatusArgs),
+    /// Measure issuance and the log against their baselines.
+    Bench(bench::Args),
 }
 
 fn init_logging(filter: &str, json: bool) {
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             Command::Verify(a) => node::verify(a).await,
             Command::Log(c) => logcmd::run(c).await,
             Command::Status(a) => admin::status(a).await,
+            Command::Bench(a) => bench::run(a).await,
         }
     })
 }

@@ -1,0 +1,175 @@
+//! Issuance on [::1]: certificates per second and latency for a 1-of-1 and
+//! a 3-of-5 cluster (every member in this process, sharing the cores),
+//! beside the FN-DSA signing rate of the same cores in the same run.
+//!
+//! Requests are prepared before the clock starts (nonce fetched, token
+//! created, proof of possession signed): the subjects' own signatures are
+//! client work, not the CA's.
+
+use futures_util::stream::{self, StreamExt};
+use hdrhistogram::Histogram;
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stoq::crypto::{read_key_file, Algorithm, KeyPair};
+use trustchain::ceremony::{self, CeremonyOptions};
+use trustchain::client::{CaClient, Enrollment};
+use trustchain::member::{MemberConfig, MemberNode};
+use trustchain::messages::TokenCreate;
+use trustchain::request::EnrollmentRequest;
+
+use super::{progress, row, signing_bound};
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    members: Vec<MemberNode>,
+    client: CaClient,
+}
+
+fn free_base(n: u16) -> u16 {
+    loop {
+        let p = std::net::UdpSocket::bind("[::1]:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(40_000);
+        if p < 60_000 && (0..n).all(|i| std::net::UdpSocket::bind(("::1", p + i)).is_ok()) {
+            return p;
+        }
+    }
+}
+
+async fn cluster(n: usize, k: u16) -> anyhow::Result<Cluster> {
+    let dir = tempfile::tempdir()?;
+    let out = ceremony::run(
+        &CeremonyOptions {
+            members: n,
+            threshold: k,
+            zone: "mesh.".into(),
+            host: Ipv6Addr::LOCALHOST,
+            base_port: free_base(n as u16),
+            http_base_port: 0,
+            dns_base_port: 0,
+            doq_base_port: 0,
+            out_dir: dir.path().join("ca"),
+        },
+        |_| {},
+    )?;
+    let mut members = Vec::new();
+    for (i, d) in out.member_dirs.iter().enumerate() {
+        let config = MemberConfig {
+            data_dir: d.clone(),
+            listen: Some(out.bundle.members[i].address),
+            http_listen: None,
+            ..MemberConfig::default()
+        };
+        members.push(MemberNode::start(config).await?);
+    }
+    let admin = read_key_file(&out.admin_key)?;
+    let client = CaClient::unenrolled(&admin, Arc::new(out.bundle))?;
+    Ok(Cluster {
+        _dir: dir,
+        members,
+        client,
+    })
+}
+
+async fn prepare(c: &Cluster, count: usize) -> anyhow::Result<Vec<EnrollmentRequest>> {
+    let what = Enrollment {
+        names: vec!["bench.mesh".into()],
+        ..Enrollment::default()
+    };
+    let reqs = stream::iter(0..count)
+        .map(|_| {
+            let what = what.clone();
+            async move {
+                let token = c
+                    .client
+                    .create_token(
+                        0,
+                        &TokenCreate {
+                            names: vec!["bench.mesh".into()],
+                            ttl_secs: 600,
+                            max_lifetime_secs: 0,
+                        },
+                    )
+                    .await?;
+                let key = KeyPair::generate(Algorithm::FnDsa1024);
+                Ok::<_, anyhow::Error>(c.client.prepare_enrollment(0, &key, &token, &what).await?)
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    reqs.into_iter().collect()
+}
+
+/// Issues `reqs` with `concurrency` in flight; returns (certs/s, latency
+/// histogram in µs).
+async fn issue_all(
+    c: &Cluster,
+    reqs: Vec<EnrollmentRequest>,
+    concurrency: usize,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let start = Instant::now();
+    let n = reqs.len();
+    let results = stream::iter(reqs)
+        .map(|r| async move {
+            let t = Instant::now();
+            c.client.submit_enrollment(0, &r).await.map(|_| t.elapsed())
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    let secs = start.elapsed().as_secs_f64();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for r in results {
+        hist.record(r?.as_micros() as u64)?;
+    }
+    Ok((n as f64 / secs, hist))
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+pub(crate) async fn run(quick: bool) -> anyhow::Result<()> {
+    let (count, seq) = if quick { (200, 40) } else { (1_000, 200) };
+    progress("issuance: FN-DSA-1024 signing rate on all cores");
+    let bound = signing_bound(Duration::from_secs(if quick { 1 } else { 3 })).await?;
+    row(
+        "FN-DSA-1024 signatures/s, all cores (the bound)",
+        format!("{bound:.0}/s"),
+        "-".into(),
+        None,
+        "",
+    );
+    for (n, k) in [(1usize, 1u16), (5, 3)] {
+        progress(&format!("issuance: starting a {k}-of-{n} cluster"));
+        let c = cluster(n, k).await?;
+        progress(&format!("issuance {k}-of-{n}: preparing {} requests", count + seq));
+        let mut reqs = prepare(&c, count + seq).await?;
+        let sequential = reqs.split_off(count);
+        let (_, lat) = issue_all(&c, sequential, 1).await?;
+        let (rate, conc) = issue_all(&c, reqs, 64).await?;
+        row(
+            &format!("{k}-of-{n} issuance latency, one at a time, p50 / p99 (ms)"),
+            format!("{:.2} / {:.2}", ms(&lat, 0.5), ms(&lat, 0.99)),
+            if k > 1 { "goal p50 50 ms".into() } else { "-".into() },
+            (k > 1).then(|| ms(&lat, 0.5) / 50.0),
+            if k > 1 { "<= 1.0" } else { "" },
+        );
+        row(
+            &format!("{k}-of-{n} certificates/s, 64 in flight (p50 {:.1} ms)", ms(&conc, 0.5)),
+            format!("{rate:.0}/s"),
+            format!("{bound:.0}/s signs"),
+            Some(rate / bound),
+            if k == 1 { ">= 0.5" } else { "" },
+        );
+        for m in c.members {
+            m.shutdown().await;
+        }
+        c.client.endpoint().shutdown().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `trustchain bench`: issuance (1-of-1 and 3-of-5 on [::1]) beside the
+//! FN-DSA signing rate, and the transparency log (appends with batched
+//! head signing, proofs at 1,000,000 entries), all in one run.
+
+mod issuance;
+mod log;
+
+use std::time::{Duration, Instant};
+
+/// Arguments of `bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Shorter runs (CI smoke test); the figures are noisier.
+    #[arg(long)]
+    quick: bool,
+    /// Only these parts (issuance, log); default all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+pub(crate) async fn run(a: Args) -> anyhow::Result<()> {
+    let want = |p: &str| a.only.is_empty() || a.only.iter().any(|o| o == p);
+    println!(
+        "{:<58} {:>14} {:>16} {:>8}  goal",
+        "measure", "ours", "baseline", "ratio"
+    );
+    if want("issuance") {
+        issuance::run(a.quick).await?;
+    }
+    if want("log") {
+        log::run(a.quick).await?;
+    }
+    Ok(())
+}
+
+/// Prints one result row.
+pub(crate) fn row(name: &str, ours: String, baseline: String, ratio: Option<f64>, goal: &str) {
+    let ratio = ratio.map(|r| format!("{r:.3}")).unwrap_or_else(|| "-".into());
+    println!("{name:<58} {ours:>14} {baseline:>16} {ratio:>8}  {goal}");
+}
+
+/// Progress on stderr.
+pub(crate) fn progress(msg: &str) {
+    eprintln!("bench: {msg}");
+}
+
+/// FN-DSA-1024 signatures per second using every core (one signer per
+/// core, as the member's signer pool does).
+pub(crate) async fn signing_bound(duration: Duration) -> anyhow::Result<f64> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let key = stoq::crypto::KeyPair::generate(stoq::crypto::Algorithm::FnDsa1024);
+    let mut tasks = Vec::new();
+    for _ in 0..cores {
+        let key = key.clone();
+        tasks.push(tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < duration {
+                key.sign(&[0x42; 1024])?;
+                n += 1;
+            }
+            Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / duration.as_secs_f64())
+}
