@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Local devnet on the IPv6 loopback [::1].
 #
-# Today the stack is its STOQ layer, so the devnet is: build, create a
-# development PKI, start one `stoq serve` node, and have a client ping it and
-# exchange a message over a post-quantum (X25519MLKEM768 + FN-DSA-1024)
+# The devnet is: build; a TrustChain CA of 3 members (2-of-3) with its
+# transparency logs, HTTP views and DNS; a node enrolled with a token and
+# its certificate verified against the logs; and a STOQ server and client
+# exchanging messages over a post-quantum (X25519MLKEM768 + FN-DSA-1024)
 # handshake. Each component has its own functions (pki_*, start_*, demo_*),
-# so that later layers (TrustChain, HyperMesh, Caesar, apps) can be added
-# the same way.
+# so that later layers (HyperMesh, Caesar, apps) can be added the same way.
 #
-# Usage: deploy/devnet.sh [--once] [--port N] [--metrics-port N] [--dir DIR]
-#   --once            run the demo, stop the node and exit (CI)
-#   --port N          QUIC port of node-1 (default 4433)
+# Usage: deploy/devnet.sh [--once] [--port N] [--metrics-port N] [--tc-port N] [--dir DIR]
+#   --once            run the demo, stop everything and exit (CI)
+#   --port N          QUIC port of the STOQ node-1 (default 4433)
 #   --metrics-port N  Prometheus /metrics port of node-1 (default 9464)
+#   --tc-port N       STOQ port of TrustChain member 0 (default 7400; member
+#                     i uses N+i, HTTP N+80+i, DNS N-2047+i, DoQ N+1453+i)
 #   --dir DIR         state directory (default .devnet in the repository)
 # Needs only Rust (cargo) and an IPv6 loopback.
 set -euo pipefail
@@ -21,6 +23,8 @@ DEVNET_DIR="$ROOT/.devnet"
 ONCE=0
 STOQ_PORT=4433
 STOQ_METRICS_PORT=9464
+TC_PORT=7400
+TC_MEMBERS=3
 
 # Processes this script started: PIDS[i] is named NAMES[i].
 PIDS=()
@@ -50,6 +54,11 @@ parse_args() {
                 STOQ_METRICS_PORT=$2
                 shift
                 ;;
+            --tc-port)
+                [ $# -ge 2 ] || die "--tc-port needs a number"
+                TC_PORT=$2
+                shift
+                ;;
             --dir)
                 [ $# -ge 2 ] || die "--dir needs a path"
                 DEVNET_DIR=$2
@@ -63,6 +72,7 @@ parse_args() {
         esac
         shift
     done
+    [[ "$TC_PORT" =~ ^[0-9]+$ ]] && [ "$TC_PORT" -ge 2100 ] && [ "$TC_PORT" -le 64000 ] || die "invalid --tc-port $TC_PORT (2100-64000)"
     for p in "$STOQ_PORT" "$STOQ_METRICS_PORT"; do
         [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || die "invalid port $p (1-65535)"
     done
@@ -85,10 +95,12 @@ check_prerequisites() {
 # ----------------------------------------------------------------- build --
 
 build_all() {
-    log "building (cargo build --release -p stoq)"
-    (cd "$ROOT" && cargo build --release -p stoq)
+    log "building (cargo build --release -p stoq -p trustchain)"
+    (cd "$ROOT" && cargo build --release -p stoq -p trustchain)
     STOQ="${CARGO_TARGET_DIR:-$ROOT/target}/release/stoq"
+    TC="${CARGO_TARGET_DIR:-$ROOT/target}/release/trustchain"
     [ -x "$STOQ" ] || die "build finished but $STOQ is missing"
+    [ -x "$TC" ] || die "build finished but $TC is missing"
 }
 
 # ------------------------------------------------------------ processes --
@@ -168,6 +180,49 @@ cleanup() {
     exit "$rc"
 }
 
+# ------------------------------------------------------------ TrustChain --
+
+# pki_trustchain: the key ceremony, once (kept across runs).
+pki_trustchain() {
+    TCDIR="$DEVNET_DIR/trustchain"
+    if [ ! -f "$TCDIR/bundle.toml" ]; then
+        log "TrustChain key ceremony: $TC_MEMBERS members, 2 signatures needed"
+        "$TC" init --members "$TC_MEMBERS" --threshold 2 --out "$TCDIR" \
+            --base-port "$TC_PORT" --http-base-port $((TC_PORT + 80)) \
+            --dns-base-port $((TC_PORT - 2047)) --doq-base-port $((TC_PORT + 1453)) | sed 's/^/    /'
+    else
+        log "TrustChain CA in $TCDIR (kept from a previous run)"
+    fi
+}
+
+start_trustchain() {
+    mkdir -p "$LOGS"
+    local i pid
+    for i in $(seq 0 $((TC_MEMBERS - 1))); do
+        start "trustchain member $i" "$LOGS/trustchain-$i" "$TC" --log "info,hickory_server=warn" serve \
+            --config "$TCDIR/member-$i/trustchain.toml"
+        pid=${PIDS[-1]}
+        wait_for_line "$pid" "$LOGS/trustchain-$i.out" '^trustchain member .* listening on ' "trustchain member $i"
+        sed 's/^/    /' "$LOGS/trustchain-$i.out"
+    done
+}
+
+# demo_trustchain: an admin creates a token, a node enrolls with it (2 of 3
+# members sign), and the certificate is verified against the logs.
+demo_trustchain() {
+    local node="$DEVNET_DIR/trustchain-node" token
+    mkdir -p "$node"
+    log "TrustChain: token, enrollment of node-1.mesh, verification"
+    token=$("$TC" --log warn token create --bundle "$TCDIR/bundle.toml" --admin-key "$TCDIR/admin.key" \
+        --names node-1.mesh --ttl 10m) || die "token creation failed (see $LOGS/trustchain-0.log)"
+    "$TC" --log warn issue --bundle "$TCDIR/bundle.toml" --token "$token" --key "$node/node.key" \
+        --out "$node/node.pem" --names node-1.mesh --service _stoq._udp:"$STOQ_PORT" | sed 's/^/    /' ||
+        die "enrollment failed (see $LOGS/trustchain-*.log)"
+    "$TC" --log warn verify --bundle "$TCDIR/bundle.toml" --cert "$node/node.pem" | sed 's/^/    /' ||
+        die "the issued certificate does not verify"
+    "$TC" --log warn log head --bundle "$TCDIR/bundle.toml" | sed 's/^/    /'
+}
+
 # ------------------------------------------------------------------ STOQ --
 
 # pki_stoq: a development root (kept across runs), node and client keys
@@ -230,6 +285,10 @@ check_stoq_metrics() {
 summary() {
     cat <<EOF
 ==> devnet is up
+    TrustChain      members quic://[::1]:$TC_PORT..$((TC_PORT + TC_MEMBERS - 1)) (2 of $TC_MEMBERS sign)
+                    log and metrics http://[::1]:$((TC_PORT + 80))/log/checkpoint, /metrics
+                    DNS [::1]:$((TC_PORT - 2047)) (udp/tcp), DoQ [::1]:$((TC_PORT + 1453)); try: dig @::1 -p $((TC_PORT - 2047)) AAAA node-1.mesh
+                    bundle $TCDIR/bundle.toml, admin key $TCDIR/admin.key
     STOQ node-1     quic://[::1]:$STOQ_PORT  (name node-1.mesh, post-quantum)
     metrics         http://[::1]:$STOQ_METRICS_PORT/metrics
     PKI             $PKI  (root: ca/ca.pem; client identity: client-1.pem/.key)
@@ -246,6 +305,9 @@ main() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     build_all
+    pki_trustchain
+    start_trustchain
+    demo_trustchain
     pki_stoq
     start_stoq
     demo_stoq

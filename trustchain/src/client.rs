@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stoq::crypto::KeyPair;
+use stoq::endpoint::RpcError;
 use stoq::pki::{issue, CertKind, Certificate, CertificateParams, Issuer};
 use stoq::tls::{Identity, SecurityMode, TlsContext};
 use stoq::{Connection, Endpoint, EndpointConfig};
@@ -107,11 +108,16 @@ impl CaClient {
     }
 
     async fn call(&self, index: u16, method: &str, body: Vec<u8>) -> Result<Bytes> {
-        let conn = self.connect(index).await?;
-        let name = self.member(index)?.name.clone();
-        conn.call(method, Bytes::from(body), Some(CALL_TIMEOUT))
+        let conn = tokio::time::timeout(CALL_TIMEOUT, self.connect(index))
             .await
-            .map_err(|e| Error::from_rpc(name, e))
+            .map_err(|_| Error::Refused(Refusal::Unavailable(format!("member {index} did not answer"))))??;
+        let name = self.member(index)?.name.clone();
+        let result = conn.call(method, Bytes::from(body), Some(CALL_TIMEOUT)).await;
+        if let Err(RpcError::DeadlineExceeded | RpcError::Transport(_)) = &result {
+            // The member may have restarted: never reuse this connection.
+            conn.close("unresponsive");
+        }
+        result.map_err(|e| Error::from_rpc(name, e))
     }
 
     /// Members in the order to try them: a rotation so load spreads.
@@ -289,8 +295,10 @@ impl CaClient {
     pub async fn sync(&self, trust: &TrustStore) -> Result<(usize, usize)> {
         let (mut cps, mut revs, mut ok) = (0, 0, false);
         let mut last = None;
-        for m in &self.bundle.members {
-            match self.sync_from(m.index, trust).await {
+        let results =
+            futures_util::future::join_all(self.bundle.members.iter().map(|m| self.sync_from(m.index, trust))).await;
+        for r in results {
+            match r {
                 Ok(r) => {
                     ok = true;
                     cps += r.checkpoints.len();

@@ -83,6 +83,17 @@ pub enum Refusal {
     /// The member cannot serve now; retry (code 116).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Another member refused the request while checking it; carries that
+    /// member's refusal code.
+    #[error("{member} refused the request: {message}")]
+    ByMember {
+        /// The member's name.
+        member: String,
+        /// Its refusal code.
+        code: u16,
+        /// Its message.
+        message: String,
+    },
 }
 
 impl Refusal {
@@ -106,6 +117,7 @@ impl Refusal {
             Refusal::NotFound(_) => 114,
             Refusal::Revoked => 115,
             Refusal::Unavailable(_) => 116,
+            Refusal::ByMember { code, .. } => *code,
         }
     }
 

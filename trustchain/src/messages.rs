@@ -88,8 +88,9 @@ pub enum CosignReply {
     /// The witness's last head is at this size; send a consistency proof
     /// from there.
     StaleView(u64),
-    /// Check mode: the items refused (index, reason); empty when all pass.
-    Verdicts(Vec<(u16, String)>),
+    /// Check mode: the items refused (index, refusal code, reason); empty
+    /// when all pass.
+    Verdicts(Vec<(u16, u16, String)>),
 }
 
 impl CosignReply {
@@ -101,8 +102,8 @@ impl CosignReply {
             CosignReply::StaleView(n) => w.u8(2).u64(*n),
             CosignReply::Verdicts(v) => {
                 w.u8(3).u16(v.len() as u16);
-                for (i, reason) in v {
-                    w.u16(*i).bytes16(reason.as_bytes());
+                for (i, code, reason) in v {
+                    w.u16(*i).u16(*code).bytes16(reason.as_bytes());
                 }
                 &mut w
             }
@@ -127,8 +128,9 @@ impl CosignReply {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
                     let i = r.u16()?;
+                    let code = r.u16()?;
                     let reason = String::from_utf8_lossy(r.bytes16(1024)?).into_owned();
-                    v.push((i, reason));
+                    v.push((i, code, reason));
                 }
                 CosignReply::Verdicts(v)
             }

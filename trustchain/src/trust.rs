@@ -137,6 +137,19 @@ impl TrustStore {
         v
     }
 
+    /// The tree sizes of the checkpoints held for `log_id`, ascending.
+    pub fn checkpoint_sizes(&self, log_id: u16) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .read()
+            .checkpoints
+            .keys()
+            .filter(|(l, _)| *l == log_id)
+            .map(|(_, s)| *s)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Counts: checkpoints, revocations, forks detected.
     pub fn counts(&self) -> (usize, usize, u64) {
         let s = self.read();

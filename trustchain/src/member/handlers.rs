@@ -320,7 +320,7 @@ fn cosign(s: &Arc<Shared>, req: RpcRequest) -> Handled {
             BatchItem::Revoke(r) => r.authorize(&s.bundle),
         };
         if let Err(e) = outcome {
-            refused.push((i as u16, e.to_string()));
+            refused.push((i as u16, e.code(), e.to_string()));
         }
     }
     if mode == MODE_CHECK {

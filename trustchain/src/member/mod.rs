@@ -346,10 +346,15 @@ async fn gossip_in(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// other members.
 async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
     let interval = Duration::from_millis(shared.config.sync_interval_ms.max(100));
+    let client = crate::client::CaClient::with_endpoint(shared.endpoint.clone(), shared.bundle.clone());
     loop {
-        for m in shared.bundle.members.iter().filter(|m| m.index != shared.index) {
-            let client = crate::client::CaClient::with_endpoint(shared.endpoint.clone(), shared.bundle.clone());
-            match client.sync_from(m.index, &shared.trust).await {
+        let others = shared.bundle.members.iter().filter(|m| m.index != shared.index);
+        let results = futures_util::future::join_all(
+            others.map(|m| async { (m.index, client.sync_from(m.index, &shared.trust).await) }),
+        )
+        .await;
+        for (index, r) in results {
+            match r {
                 Ok(resp) => {
                     for cp in &resp.checkpoints {
                         let _ = shared.store.put_checkpoint(cp);
@@ -359,7 +364,7 @@ async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                         shared.zone.revoked(&r.statement);
                     }
                 }
-                Err(e) => tracing::debug!(member = m.index, error = %e, "sync failed"),
+                Err(e) => tracing::debug!(member = index, error = %e, "sync failed"),
             }
         }
         tokio::select! {

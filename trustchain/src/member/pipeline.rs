@@ -184,11 +184,9 @@ async fn run_round(shared: &Arc<Shared>, jobs: Vec<Job>) {
     let mut kept = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
         match refused.iter().find(|(idx, _)| usize::from(*idx) == i) {
-            Some((_, reason)) => {
+            Some((_, refusal)) => {
                 shared.metrics.refused.inc();
-                let _ = job
-                    .reply
-                    .send(Err(Refusal::Quorum(format!("a member refused the request: {reason}"))));
+                let _ = job.reply.send(Err(refusal.clone()));
             }
             None => kept.push(job),
         }
@@ -268,7 +266,7 @@ async fn sign_and_commit(shared: &Arc<Shared>, req: CosignRequest, replies: Vec<
 
 /// The check phase: the items any responding member refused, by index.
 /// Fails when fewer than k-1 other members answer.
-async fn check_with_members(shared: &Arc<Shared>, req: &CosignRequest) -> Result<Vec<(u16, String)>, Refusal> {
+async fn check_with_members(shared: &Arc<Shared>, req: &CosignRequest) -> Result<Vec<(u16, Refusal)>, Refusal> {
     let need = shared.bundle.threshold() - 1;
     if need == 0 {
         return Ok(Vec::new());
@@ -281,7 +279,16 @@ async fn check_with_members(shared: &Arc<Shared>, req: &CosignRequest) -> Result
         match r {
             Ok(CosignReply::Verdicts(v)) => {
                 answered += 1;
-                refused.extend(v);
+                refused.extend(v.into_iter().map(|(i, code, message)| {
+                    (
+                        i,
+                        Refusal::ByMember {
+                            member: name.clone(),
+                            code,
+                            message,
+                        },
+                    )
+                }));
             }
             Ok(other) => errors.push(format!("{name}: unexpected reply {other:?}")),
             Err(e) => errors.push(format!("{name}: {e}")),
@@ -304,11 +311,17 @@ fn others(shared: &Shared) -> impl Iterator<Item = &Member> {
 /// from the size it reports.
 async fn ask(shared: &Shared, member: &Member, req: &CosignRequest, mode: u8) -> Result<CosignReply, Error> {
     let timeout = Duration::from_millis(shared.config.cosign_timeout_ms);
+    let name = member.dns_name(&shared.bundle.zone);
+    let conn = match tokio::time::timeout(timeout, shared.endpoint.connect(member.address, &name)).await {
+        Ok(c) => c?,
+        Err(_) => {
+            return Err(Error::Refused(Refusal::Unavailable(format!(
+                "{} did not answer in time",
+                member.name
+            ))))
+        }
+    };
     let call = async {
-        let conn = shared
-            .endpoint
-            .connect(member.address, &member.dns_name(&shared.bundle.zone))
-            .await?;
         let mut req = req.clone();
         for _ in 0..2 {
             let mut body = vec![mode];
@@ -331,12 +344,21 @@ async fn ask(shared: &Shared, member: &Member, req: &CosignRequest, mode: u8) ->
             member.name
         ))))
     };
-    tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| {
+    let result = tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| {
         Err(Error::Refused(Refusal::Unavailable(format!(
             "{} did not answer in time",
             member.name
         ))))
-    })
+    });
+    if let Err(e) = &result {
+        debug!(member = %member.name, error = %e, "co-sign call failed");
+        if e.refusal_code().is_none() || e.refusal_code() == Some(Refusal::Unavailable(String::new()).code()) {
+            // A member that crashed and restarted never answers on the old
+            // connection (its stateless resets use a new key): dial afresh.
+            conn.close("unresponsive");
+        }
+    }
+    result
 }
 
 /// Signs as this member and gathers k-1 co-signatures.

@@ -1,5 +1,5 @@
 //! An in-process TrustChain cluster and enrolled STOQ nodes for tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;

@@ -111,24 +111,14 @@ pub(crate) async fn run(c: Command) -> anyhow::Result<()> {
                 start = end;
             }
             let mut checked = 0;
-            let mut after = 0;
-            while let Some(cp) = trust
-                .latest_sizes()
-                .iter()
-                .find(|(l, _)| *l == index)
-                .and_then(|_| (after + 1..size).find_map(|s| trust.checkpoint(index, s)))
-            {
+            for old in trust.checkpoint_sizes(index).into_iter().filter(|s| *s < size) {
+                let Some(cp) = trust.checkpoint(index, old) else {
+                    continue;
+                };
                 let proof = client
-                    .proof(
-                        index,
-                        ProofRequest::Consistency {
-                            old: cp.body.tree_size,
-                            new: size,
-                        },
-                    )
+                    .proof(index, ProofRequest::Consistency { old, new: size })
                     .await?;
-                verify_consistency(cp.body.tree_size, size, &cp.body.root, &head.body.root, &proof)?;
-                after = cp.body.tree_size;
+                verify_consistency(old, size, &cp.body.root, &head.body.root, &proof)?;
                 checked += 1;
             }
             println!(
