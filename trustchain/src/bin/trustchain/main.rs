@@ -45,7 +45,7 @@ enum Command {
     Log(logcmd::Command),
     /// Show the members' status.
     Status(admin::StatusArgs),
-    /// Measure issuance and the log against their baselines.
+    /// Measure issuance, the log and DNS against their baselines.
     Bench(bench::Args),
 }
 

@@ -1,7 +1,9 @@
 //! `trustchain bench`: issuance (1-of-1 and 3-of-5 on [::1]) beside the
 //! FN-DSA signing rate, and the transparency log (appends with batched
-//! head signing, proofs at 1,000,000 entries), all in one run.
+//! head signing, proofs at 1,000,000 entries) and DNS queries per second
+//! against a stock hickory-dns serving the same zone, all in one run.
 
+mod dns;
 mod issuance;
 mod log;
 
@@ -13,9 +15,14 @@ pub(crate) struct Args {
     /// Shorter runs (CI smoke test); the figures are noisier.
     #[arg(long)]
     quick: bool,
-    /// Only these parts (issuance, log); default all.
+    /// Only these parts (issuance, log, dns); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// The stock hickory-dns 0.26.3 binary the DNS part compares against
+    /// (default: .bench-tools/bin/hickory-dns, then PATH; deploy/bench-dns.sh
+    /// installs it).
+    #[arg(long, value_name = "PATH")]
+    hickory_dns: Option<std::path::PathBuf>,
 }
 
 pub(crate) async fn run(a: Args) -> anyhow::Result<()> {
@@ -29,6 +36,9 @@ pub(crate) async fn run(a: Args) -> anyhow::Result<()> {
     }
     if want("log") {
         log::run(a.quick).await?;
+    }
+    if want("dns") {
+        dns::run(a.quick, a.hickory_dns.as_deref()).await?;
     }
     Ok(())
 }
