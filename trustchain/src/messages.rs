@@ -103,7 +103,13 @@ impl CosignReply {
             CosignReply::Verdicts(v) => {
                 w.u8(3).u16(v.len() as u16);
                 for (i, code, reason) in v {
-                    w.u16(*i).u16(*code).bytes16(reason.as_bytes());
+                    // The decoder refuses reasons over 1,024 bytes: cut on a
+                    // character boundary.
+                    let mut end = reason.len().min(1024);
+                    while !reason.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    w.u16(*i).u16(*code).bytes16(&reason.as_bytes()[..end]);
                 }
                 &mut w
             }
@@ -393,5 +399,24 @@ impl TokenCreate {
         };
         r.finish()?;
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_verdict_reasons_are_cut_so_the_reply_decodes() {
+        let long = "é".repeat(700);
+        let reply = CosignReply::Verdicts(vec![(3, 103, long)]);
+        match CosignReply::decode(&reply.encode()).unwrap() {
+            CosignReply::Verdicts(v) => {
+                assert_eq!(v.len(), 1);
+                assert!(v[0].2.len() <= 1024 && v[0].2.starts_with('é'));
+                assert_eq!((v[0].0, v[0].1), (3, 103));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
