@@ -401,6 +401,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Removes DNS hosts (a revocation learned from another member).
+    pub fn remove_zone_hosts(&self, hosts: &[String]) -> Result<()> {
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut zone = txn.open_table(ZONE).map_err(db_err)?;
+            for h in hosts {
+                zone.remove(h.as_str()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
     /// Counts: log entries, certificates, tokens, revocations.
     pub fn counts(&self) -> Result<(u64, u64, u64, u64)> {
         let txn = self.db.begin_read().map_err(db_err)?;

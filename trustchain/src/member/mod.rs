@@ -334,7 +334,7 @@ async fn gossip_in(shared: Arc<Shared>, shutdown: CancellationToken) {
                 if let Ok(r) = crate::revocation::SignedRevocation::decode(&m.payload) {
                     if matches!(shared.trust.add_revocation(&r), Ok(true)) {
                         let _ = shared.store.put_revocation(&r);
-                        shared.zone.revoked(&r.statement);
+                        shared.zone.revoked(&r.statement, &shared.store);
                     }
                 }
             }
@@ -361,7 +361,7 @@ async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                     }
                     for r in &resp.revocations {
                         let _ = shared.store.put_revocation(r);
-                        shared.zone.revoked(&r.statement);
+                        shared.zone.revoked(&r.statement, &shared.store);
                     }
                 }
                 Err(e) => tracing::debug!(member = index, error = %e, "sync failed"),

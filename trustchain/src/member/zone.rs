@@ -175,9 +175,13 @@ impl Zone {
         }
     }
 
-    /// Drops the names of a certificate another member revoked.
-    pub(crate) fn revoked(&self, st: &RevocationStatement) {
+    /// Drops the names of a certificate another member revoked, in memory
+    /// and in the store.
+    pub(crate) fn revoked(&self, st: &RevocationStatement, store: &Store) {
         let hosts = self.hosts_of(st);
+        if let Err(e) = store.remove_zone_hosts(&hosts) {
+            tracing::warn!(error = %e, "removing revoked names from the stored zone failed");
+        }
         self.apply(&[], &hosts);
     }
 
