@@ -37,6 +37,9 @@ struct State {
 pub struct TrustStore {
     bundle: Arc<TrustBundle>,
     state: RwLock<State>,
+    /// Counts changes, so waiters wake when a checkpoint or revocation
+    /// arrives instead of polling.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for TrustStore {
@@ -69,7 +72,18 @@ impl TrustStore {
         Arc::new(TrustStore {
             bundle,
             state: RwLock::new(State::default()),
+            changes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// A receiver that sees a new value after every new checkpoint or
+    /// revocation (e.g. `rx.wait_for(|_| store.is_revoked(..))`).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -110,6 +124,8 @@ impl TrustStore {
         let latest = s.latest.entry(key.0).or_default();
         *latest = (*latest).max(key.1);
         s.checkpoints.insert(key, Arc::new(cp));
+        drop(s);
+        self.changed();
         Ok(true)
     }
 
@@ -117,7 +133,11 @@ impl TrustStore {
     pub fn add_revocation(&self, r: &SignedRevocation) -> Result<bool> {
         r.verify(&self.bundle)?;
         let key = (r.statement.issuer_log, r.statement.serial.clone());
-        Ok(self.write().revoked.insert(key, r.statement.not_after_ms).is_none())
+        let new = self.write().revoked.insert(key, r.statement.not_after_ms).is_none();
+        if new {
+            self.changed();
+        }
+        Ok(new)
     }
 
     /// Whether member `issuer`'s certificate `serial` is revoked.

@@ -38,7 +38,7 @@ async fn revocation_reaches_a_running_verifier_within_seconds() {
     assert_eq!(signed.statement.serial, cert.serial());
 
     // The server's verifier learns it (gossip or its poll) ...
-    wait_for("the server to learn the revocation", || {
+    wait_for(&server.trust, "the server to learn the revocation", || {
         server.trust.is_revoked(signed.statement.issuer_log, cert.serial())
     })
     .await;

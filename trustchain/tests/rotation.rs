@@ -56,6 +56,8 @@ async fn two_minute_certificates_rotate_without_dropping_connections() {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + LIFETIME * (ROTATIONS as u32 + 1);
     let mut calls = 0u32;
+    // Traffic on the long-lived connection every 2 s, throughout.
+    let mut pace = tokio::time::interval(Duration::from_secs(2));
     while seen.len() < ROTATIONS {
         tokio::select! {
             changed = rotations.changed() => {
@@ -77,7 +79,7 @@ async fn two_minute_certificates_rotate_without_dropping_connections() {
                 eprintln!("rotation {} done", seen.len());
             }
             // The long-lived connection keeps carrying calls throughout.
-            () = tokio::time::sleep(Duration::from_secs(2)) => {
+            _ = pace.tick() => {
                 let r = conn.call("echo", Bytes::from_static(b"ping"), Some(Duration::from_secs(5))).await;
                 assert_eq!(&r.expect("the connection survives rotations")[..], b"ping");
                 calls += 1;

@@ -13,15 +13,15 @@ pub use metrics::MemberMetrics;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use stoq::crypto::KeyPair;
-use stoq::pki::{issue, CertKind, Certificate, CertificateParams, Issuer};
+use stoq::pki::{issue, CertKind, CertificateParams, Issuer};
 use stoq::tls::{Identity, SecurityMode, TlsContext};
 use stoq::{Endpoint, EndpointConfig};
 
@@ -391,19 +391,4 @@ async fn rotate_own_certificate(shared: Arc<Shared>, shutdown: CancellationToken
             Err(e) => warn!(error = %e, "member certificate rotation failed"),
         }
     }
-}
-
-/// Now, for handlers (one place to stub in tests if ever needed).
-pub(crate) fn now() -> SystemTime {
-    SystemTime::now()
-}
-
-/// Reads a member's data dir bundle without starting it.
-pub fn read_bundle(data_dir: &Path) -> Result<TrustBundle> {
-    TrustBundle::load(&data_dir.join("bundle.toml"))
-}
-
-/// Whether a certificate is issued by this CA (for CLI `verify`).
-pub fn issued_by_member(bundle: &TrustBundle, cert: &Certificate) -> bool {
-    crate::revocation::issuer_of(bundle, cert).is_some()
 }

@@ -193,7 +193,10 @@ impl Node {
     /// Waits until this node's verifier accepts `other`'s certificate.
     pub async fn knows(&self, other: &Node) {
         let cert = other.endpoint.tls().current_certificate().unwrap();
-        wait_for("the peer's checkpoint", || self.trust.verify_certificate(&cert).is_ok()).await;
+        wait_for(&self.trust, "the peer's checkpoint", || {
+            self.trust.verify_certificate(&cert).is_ok()
+        })
+        .await;
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -206,11 +209,12 @@ impl Node {
     }
 }
 
-/// Waits until `f` holds, polling every 50 ms, at most `WAIT`.
-pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Waits until `f` holds, re-checking whenever `trust` learns a
+/// checkpoint or revocation, at most `WAIT`.
+pub async fn wait_for(trust: &TrustStore, what: &str, mut f: impl FnMut() -> bool) {
+    let mut changes = trust.subscribe();
+    tokio::time::timeout(WAIT, changes.wait_for(|_| f()))
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .unwrap();
 }
