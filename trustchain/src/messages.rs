@@ -33,6 +33,9 @@ pub mod method {
     pub const STATUS: &str = "tc.status";
     /// Co-sign a batch (members only).
     pub const COSIGN: &str = "tc.cosign";
+    /// What the certificates a member issued publish in DNS, by log index
+    /// (enrolled callers: members replicate their zones with it).
+    pub const ZONE_FEED: &str = "tc.zone.feed";
 }
 
 /// Gossip topics.
@@ -418,5 +421,118 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+/// Asks a member for its zone feed: what the certificates it logged at
+/// indexes `from..until` publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFeedRequest {
+    /// First log index wanted.
+    pub from: u64,
+    /// End of the range (exclusive): the caller asks only for entries a
+    /// checkpoint it holds covers.
+    pub until: u64,
+}
+
+impl ZoneFeedRequest {
+    /// Binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(self.from).u64(self.until);
+        w.finish()
+    }
+
+    /// Parses the binary form.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf, "zone feed request");
+        let (from, until) = (r.u64()?, r.u64()?);
+        r.finish()?;
+        if until < from {
+            return Err(WireError {
+                what: "zone feed request",
+                reason: "the range ends before it starts".into(),
+            });
+        }
+        Ok(ZoneFeedRequest { from, until })
+    }
+}
+
+/// One certificate's DNS publication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFeedEntry {
+    /// The certificate's log index.
+    pub index: u64,
+    /// The certificate (DER): its names, key and validity.
+    pub certificate: Vec<u8>,
+    /// The address the issuing member saw the request come from.
+    pub address: std::net::Ipv6Addr,
+    /// Services (SRV records).
+    pub services: Vec<crate::request::Service>,
+}
+
+/// A page of a member's zone feed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ZoneFeedResponse {
+    /// The entries, by increasing index.
+    pub entries: Vec<ZoneFeedEntry>,
+    /// Where the next page starts: everything in `from..next` was sent.
+    pub next: u64,
+}
+
+impl ZoneFeedResponse {
+    /// Binary form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(self.next).u16(self.entries.len() as u16);
+        for e in &self.entries {
+            w.u64(e.index).bytes32(&e.certificate).fixed(&e.address.octets());
+            w.u8(e.services.len() as u8);
+            for s in &e.services {
+                w.str8(&s.name).u16(s.port);
+            }
+        }
+        w.finish()
+    }
+
+    /// Parses the binary form.
+    pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf, "zone feed response");
+        let next = r.u64()?;
+        let n = usize::from(r.u16()?);
+        if n > MAX_PAGE {
+            return Err(WireError {
+                what: "zone feed response",
+                reason: format!("{n} entries, at most {MAX_PAGE}"),
+            });
+        }
+        let mut entries: Vec<ZoneFeedEntry> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let index = r.u64()?;
+            if entries.last().is_some_and(|l| l.index >= index) || index >= next {
+                return Err(WireError {
+                    what: "zone feed response",
+                    reason: "entries out of order or past `next`".into(),
+                });
+            }
+            let certificate = r.bytes32(16 * 1024)?.to_vec();
+            let address = std::net::Ipv6Addr::from(r.array::<16>()?);
+            let k = r.count(crate::request::MAX_SERVICES)?;
+            let mut services = Vec::with_capacity(k);
+            for _ in 0..k {
+                services.push(crate::request::Service {
+                    name: r.str8(63)?,
+                    port: r.u16()?,
+                });
+            }
+            entries.push(ZoneFeedEntry {
+                index,
+                certificate,
+                address,
+                services,
+            });
+        }
+        r.finish()?;
+        Ok(ZoneFeedResponse { entries, next })
     }
 }

@@ -25,6 +25,11 @@ const CERTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("certifica
 const TOKENS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tokens");
 const REVOCATIONS: TableDefinition<'_, (u16, &[u8]), &[u8]> = TableDefinition::new("revocations");
 const ZONE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("zone");
+/// What each certificate this member issued publishes in DNS, by log
+/// index: the feed other members replicate the zone from.
+const ZONE_FEED: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("zone_feed");
+/// How far this member replicated each other member's feed.
+const ZONE_CURSORS: TableDefinition<'_, u16, u64> = TableDefinition::new("zone_cursors");
 
 const PENDING_KEY: &str = "pending_batch";
 const NONCE_SECRET_KEY: &str = "nonce_secret";
@@ -91,6 +96,8 @@ pub struct BatchCommit {
     pub zone_set: Vec<(String, Vec<u8>)>,
     /// DNS hosts to remove.
     pub zone_remove: Vec<String>,
+    /// Zone feed rows (log index, encoded row) for the certificates issued.
+    pub zone_feed: Vec<(u64, Vec<u8>)>,
 }
 
 /// The member database.
@@ -124,6 +131,8 @@ impl Store {
             txn.open_table(TOKENS).map_err(db_err)?;
             txn.open_table(REVOCATIONS).map_err(db_err)?;
             txn.open_table(ZONE).map_err(db_err)?;
+            txn.open_table(ZONE_FEED).map_err(db_err)?;
+            txn.open_table(ZONE_CURSORS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Store { db })
@@ -165,11 +174,6 @@ impl Store {
     /// The batch being co-signed, if a previous run left one.
     pub fn pending_batch(&self) -> Result<Option<Vec<u8>>> {
         self.get_meta(PENDING_KEY)
-    }
-
-    /// Records the batch about to be co-signed (before asking anyone).
-    pub fn set_pending_batch(&self, encoded: &[u8]) -> Result<()> {
-        self.put_meta(PENDING_KEY, Some(encoded))
     }
 
     /// The log's leaf hashes, in order (to rebuild the tree at start).
@@ -248,6 +252,21 @@ impl Store {
             for (host, rec) in &batch.zone_set {
                 zone.insert(host.as_str(), rec.as_slice()).map_err(db_err)?;
             }
+            let mut feed = txn.open_table(ZONE_FEED).map_err(db_err)?;
+            for (index, row) in &batch.zone_feed {
+                feed.insert(*index, row.as_slice()).map_err(db_err)?;
+            }
+            if let Some(cp) = &batch.checkpoint {
+                // The head this member signed for its own log (a 1-of-1
+                // member records it only here).
+                let head = Head {
+                    size: cp.body.tree_size,
+                    root: cp.body.root,
+                    timestamp_ms: cp.body.timestamp_ms,
+                };
+                let mut w = txn.open_table(WITNESS).map_err(db_err)?;
+                w.insert(cp.body.log_id, head.encode().as_slice()).map_err(db_err)?;
+            }
             let mut meta = txn.open_table(META).map_err(db_err)?;
             meta.remove(PENDING_KEY).map_err(db_err)?;
         }
@@ -303,11 +322,22 @@ impl Store {
     }
 
     /// Records a co-signature: the new head and the tokens the batch spends,
-    /// in one transaction. Fails with the token id if one was spent by
-    /// another batch.
-    pub fn record_cosign(&self, log_id: u16, head: &Head, tokens: &[[u8; 16]]) -> Result<Option<[u8; 16]>> {
+    /// and, for this member's own batch, the batch as pending, in one
+    /// transaction. Fails with the token id if one was spent by another
+    /// batch (and then writes nothing).
+    pub fn record_cosign(
+        &self,
+        log_id: u16,
+        head: &Head,
+        tokens: &[[u8; 16]],
+        pending: Option<&[u8]>,
+    ) -> Result<Option<[u8; 16]>> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
+            if let Some(p) = pending {
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                meta.insert(PENDING_KEY, p).map_err(db_err)?;
+            }
             let mut t = txn.open_table(TOKENS).map_err(db_err)?;
             let used = TokenState::Used {
                 log_id,
@@ -412,6 +442,43 @@ impl Store {
             for h in hosts {
                 zone.remove(h.as_str()).map_err(db_err)?;
             }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Zone feed rows with an index in `from..until`, at most `limit`.
+    pub fn zone_feed(&self, from: u64, until: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(ZONE_FEED).map_err(db_err)?;
+        let mut out = Vec::new();
+        if from >= until {
+            return Ok(out);
+        }
+        for row in t.range(from..until).map_err(db_err)?.take(limit) {
+            let (k, v) = row.map_err(db_err)?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// How far the feed of `log_id` was replicated (the next index to ask).
+    pub fn zone_cursor(&self, log_id: u16) -> Result<u64> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(ZONE_CURSORS).map_err(db_err)?;
+        Ok(t.get(log_id).map_err(db_err)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Stores records replicated from the feed of `log_id` and the cursor
+    /// after them, in one transaction.
+    pub fn store_replicated(&self, log_id: u16, next: u64, set: &[(String, Vec<u8>)]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut zone = txn.open_table(ZONE).map_err(db_err)?;
+            for (host, rec) in set {
+                zone.insert(host.as_str(), rec.as_slice()).map_err(db_err)?;
+            }
+            let mut cursors = txn.open_table(ZONE_CURSORS).map_err(db_err)?;
+            cursors.insert(log_id, next).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
     }

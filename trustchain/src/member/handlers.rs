@@ -101,6 +101,9 @@ pub(crate) fn register(shared: &Arc<Shared>, jobs: mpsc::Sender<Job>) {
         Ok(status_json(&s).into_bytes())
     });
     serve(shared, method::COSIGN, false, |s, req| async move { cosign(&s, req) });
+    serve(shared, method::ZONE_FEED, false, |s, req| async move {
+        super::replicate::serve_feed(&s, &req.body)
+    });
 }
 
 fn observed_ip(req: &RpcRequest) -> Option<Ipv6Addr> {
@@ -340,7 +343,7 @@ fn cosign(s: &Arc<Shared>, req: RpcRequest) -> Handled {
             ..h
         },
     };
-    match s.store.record_cosign(body.log_id, &head, &tokens) {
+    match s.store.record_cosign(body.log_id, &head, &tokens, None) {
         Ok(None) => {}
         Ok(Some(_)) => return Err(Refusal::TokenUsed),
         Err(e) => return Err(Refusal::Unavailable(e.to_string())),

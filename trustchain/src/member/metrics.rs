@@ -26,6 +26,14 @@ pub struct MemberMetrics {
     pub issuance_seconds: Histogram,
     /// Entries per co-signed batch.
     pub batch_size: Histogram,
+    /// DNS names taken from other members' zone feeds.
+    pub names_replicated: Counter,
+    /// Zone feed entries refused (certificate not valid, revoked, ...).
+    pub feed_refused: Counter,
+    /// Names dropped because their certificate expired.
+    pub names_expired: Counter,
+    /// Names in the zone.
+    pub zone_names: Gauge,
 }
 
 impl Default for MemberMetrics {
@@ -40,6 +48,10 @@ impl Default for MemberMetrics {
             log_size: Gauge::default(),
             issuance_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            names_replicated: Counter::default(),
+            feed_refused: Counter::default(),
+            names_expired: Counter::default(),
+            zone_names: Gauge::default(),
         }
     }
 }
@@ -69,5 +81,21 @@ impl MemberMetrics {
             self.issuance_seconds.clone(),
         );
         r.register("batch_entries", "Entries per co-signed batch", self.batch_size.clone());
+        r.register(
+            "zone_names_replicated",
+            "DNS names taken from other members' zone feeds",
+            self.names_replicated.clone(),
+        );
+        r.register(
+            "zone_feed_refused",
+            "Zone feed entries refused",
+            self.feed_refused.clone(),
+        );
+        r.register(
+            "zone_names_expired",
+            "Names dropped with their expired certificate",
+            self.names_expired.clone(),
+        );
+        r.register("zone_names", "Names in the zone", self.zone_names.clone());
     }
 }

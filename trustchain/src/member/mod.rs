@@ -2,11 +2,13 @@
 //! revocation, co-signing and the log, the issuance pipeline, gossip of
 //! checkpoints and revocations, the read-only HTTP view and the DNS zone.
 
+mod finalize;
 mod handlers;
 mod http;
 mod metrics;
 mod nonce;
 mod pipeline;
+mod replicate;
 mod zone;
 
 pub use metrics::MemberMetrics;
@@ -226,6 +228,7 @@ impl MemberNode {
             tokio::spawn(pipeline::run(shared.clone(), jobs_rx, shutdown.clone())),
             tokio::spawn(gossip_in(shared.clone(), shutdown.clone())),
             tokio::spawn(sync_loop(shared.clone(), shutdown.clone())),
+            tokio::spawn(replicate::run(shared.clone(), shutdown.clone())),
             tokio::spawn(rotate_own_certificate(shared.clone(), shutdown.clone())),
         ];
         let http_addr = match shared.config.http_listen {
@@ -334,7 +337,7 @@ async fn gossip_in(shared: Arc<Shared>, shutdown: CancellationToken) {
                 if let Ok(r) = crate::revocation::SignedRevocation::decode(&m.payload) {
                     if matches!(shared.trust.add_revocation(&r), Ok(true)) {
                         let _ = shared.store.put_revocation(&r);
-                        shared.zone.revoked(&r.statement, &shared.store);
+                        shared.zone.revoked(&r.statement, &shared.store).await;
                     }
                 }
             }
@@ -361,7 +364,7 @@ async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                     }
                     for r in &resp.revocations {
                         let _ = shared.store.put_revocation(r);
-                        shared.zone.revoked(&r.statement, &shared.store);
+                        shared.zone.revoked(&r.statement, &shared.store).await;
                     }
                 }
                 Err(e) => tracing::debug!(member = index, error = %e, "sync failed"),

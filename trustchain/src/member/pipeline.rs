@@ -17,22 +17,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use stoq::crypto::merkle_leaf_hash;
-use stoq::pki::{sign_tbs, tbs_add_extension, Certificate};
 
-use super::zone::{NameRecord, Zone};
 use super::Shared;
 use crate::bundle::Member;
 use crate::checkpoint::{Checkpoint, CheckpointBody, Cosignature};
 use crate::error::Refusal;
-use crate::inclusion::InclusionProof;
 use crate::log::{Frontier, Hash, MerkleTree};
-use crate::messages::{method, topic, CosignReply, Issued};
+use crate::messages::{method, CosignReply, Issued};
 use crate::request::Authorization;
 use crate::revocation::SignedRevocation;
-use crate::store::{BatchCommit, TokenState};
+use crate::store::TokenState;
 use crate::time::now_ms;
 use crate::witness::{BatchItem, CosignRequest, Head};
 use crate::Error;
@@ -67,7 +64,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>, shut
         // other head: they will sign nothing else at its size.
         match shared.store.pending_batch() {
             Ok(Some(bytes)) => match CosignRequest::decode(&bytes) {
-                Ok(req) => match sign_and_commit(&shared, req, Vec::new()).await {
+                Ok(req) => match sign_and_commit(&shared, req, Vec::new(), None).await {
                     Ok(()) => backoff = Duration::from_millis(200),
                     Err(e) => {
                         warn!(error = %e, "pending batch still lacks co-signatures; retrying");
@@ -108,7 +105,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>, shut
     }
 }
 
-fn token_of(item: &BatchItem) -> Option<[u8; 16]> {
+pub(super) fn token_of(item: &BatchItem) -> Option<[u8; 16]> {
     match item {
         BatchItem::Issue { request, .. } => match &request.auth {
             Authorization::Token(t) => Some(t.body.id),
@@ -202,11 +199,9 @@ async fn run_round(shared: &Arc<Shared>, jobs: Vec<Job>) {
             Err(e) => return fail_all(shared, kept, Refusal::Unavailable(e.to_string())),
         }
     };
-    if let Err(e) = shared.store.set_pending_batch(&req.encode()) {
-        return fail_all(shared, kept, Refusal::Unavailable(e.to_string()));
-    }
     let replies: Vec<_> = kept.into_iter().map(|j| (j.admitted, j.reply)).collect();
-    if let Err(e) = sign_and_commit(shared, req, replies).await {
+    let pending = req.encode();
+    if let Err(e) = sign_and_commit(shared, req, replies, Some(pending)).await {
         warn!(error = %e, "co-signing failed; the batch stays pending");
     }
 }
@@ -220,11 +215,27 @@ fn fail_all(shared: &Shared, jobs: Vec<Job>, why: Refusal) {
 
 type Reply = (Instant, oneshot::Sender<Result<Outcome, Refusal>>);
 
-/// Sign phase and commit. On failure the batch stays pending and the
-/// waiting requests are told why.
-async fn sign_and_commit(shared: &Arc<Shared>, req: CosignRequest, replies: Vec<Reply>) -> Result<(), Refusal> {
+/// Sign phase and commit. `pending` is the encoded batch, to store before
+/// any witness is asked (`None` when it already is). On failure the batch
+/// stays pending and the waiting requests are told why.
+async fn sign_and_commit(
+    shared: &Arc<Shared>,
+    req: CosignRequest,
+    replies: Vec<Reply>,
+    pending: Option<Vec<u8>>,
+) -> Result<(), Refusal> {
     let started = Instant::now();
-    let checkpoint = match collect_signatures(shared, &req).await {
+    // The certificates' inclusion proofs lead to the batch root, which the
+    // request fixes: sign them while the witnesses sign the head.
+    let (certificates, checkpoint) = tokio::join!(
+        super::finalize::sign_certificates(shared, &req),
+        collect_signatures(shared, &req, pending)
+    );
+    let checkpoint = match checkpoint.and_then(|cp| {
+        certificates
+            .map(|c| (cp, c))
+            .map_err(|e| Refusal::Unavailable(format!("signing the certificates: {e}")))
+    }) {
         Ok(cp) => cp,
         Err(e) => {
             shared.metrics.quorum_failures.inc();
@@ -234,7 +245,9 @@ async fn sign_and_commit(shared: &Arc<Shared>, req: CosignRequest, replies: Vec<
             return Err(e);
         }
     };
-    let outcomes = match finalize(shared, &req, &checkpoint) {
+    let (checkpoint, certificates) = checkpoint;
+    let signed_at = Instant::now();
+    let outcomes = match super::finalize::commit(shared, &req, &checkpoint, certificates).await {
         Ok(o) => o,
         Err(e) => {
             let e = Refusal::Unavailable(format!("committing the batch: {e}"));
@@ -248,6 +261,8 @@ async fn sign_and_commit(shared: &Arc<Shared>, req: CosignRequest, replies: Vec<
         size = checkpoint.body.tree_size,
         entries = req.items.len(),
         ms = started.elapsed().as_millis() as u64,
+        cosign_us = (signed_at - started).as_micros() as u64,
+        finalize_us = signed_at.elapsed().as_micros() as u64,
         "batch co-signed and committed"
     );
     shared.metrics.batch_size.observe(req.items.len() as f64);
@@ -362,24 +377,46 @@ async fn ask(shared: &Shared, member: &Member, req: &CosignRequest, mode: u8) ->
 }
 
 /// Signs as this member and gathers k-1 co-signatures.
-async fn collect_signatures(shared: &Arc<Shared>, req: &CosignRequest) -> Result<Checkpoint, Refusal> {
+///
+/// With witnesses, the batch (as pending) and the head this member signs
+/// are stored in one transaction before anyone is asked: after a crash the
+/// member completes that very batch, the only one witnesses will sign at
+/// this size. A 1-of-1 member asks no one, and a head it signed but never
+/// released binds nothing, so it records the head with the batch instead.
+async fn collect_signatures(
+    shared: &Arc<Shared>,
+    req: &CosignRequest,
+    pending: Option<Vec<u8>>,
+) -> Result<Checkpoint, Refusal> {
     let body = &req.body;
-    let head = Head {
-        size: body.tree_size,
-        root: body.root,
-        timestamp_ms: body.timestamp_ms,
+    let k = shared.bundle.threshold();
+    let own = {
+        let (shared, body) = (shared.clone(), body.clone());
+        tokio::task::spawn_blocking(move || body.sign(shared.index, &shared.key))
     };
-    let tokens: Vec<[u8; 16]> = req.items.iter().filter_map(token_of).collect();
-    match shared.store.record_cosign(shared.index, &head, &tokens) {
-        Ok(None) => {}
-        Ok(Some(_)) => return Err(Refusal::TokenUsed),
-        Err(e) => return Err(Refusal::Unavailable(e.to_string())),
+    if k > 1 {
+        let head = Head {
+            size: body.tree_size,
+            root: body.root,
+            timestamp_ms: body.timestamp_ms,
+        };
+        let tokens: Vec<[u8; 16]> = req.items.iter().filter_map(token_of).collect();
+        let s = shared.clone();
+        let recorded =
+            tokio::task::spawn_blocking(move || s.store.record_cosign(s.index, &head, &tokens, pending.as_deref()))
+                .await
+                .map_err(|e| Refusal::Unavailable(format!("store task failed: {e}")))?;
+        match recorded {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(Refusal::TokenUsed),
+            Err(e) => return Err(Refusal::Unavailable(e.to_string())),
+        }
     }
-    let own = body
-        .sign(shared.index, &shared.key)
+    let own = own
+        .await
+        .map_err(|e| Refusal::Unavailable(format!("signing task failed: {e}")))?
         .map_err(|e| Refusal::Unavailable(e.to_string()))?;
     let mut signatures = vec![own];
-    let k = shared.bundle.threshold();
     let msg = body.signed_bytes();
     let mut calls: FuturesUnordered<_> = others(shared)
         .map(|m| async move { (m, ask(shared, m, req, MODE_SIGN).await) })
@@ -410,133 +447,4 @@ async fn collect_signatures(shared: &Arc<Shared>, req: &CosignRequest) -> Result
         body: body.clone(),
         signatures,
     })
-}
-
-/// Adds the inclusion proofs and signs the batch's certificates, in log
-/// order, on every core (signing dominates issuance).
-fn sign_certificates(
-    shared: &Shared,
-    req: &CosignRequest,
-    body: &CheckpointBody,
-    batch_tree: &MerkleTree,
-) -> Result<Vec<Certificate>, Error> {
-    let mut bodies = Vec::new();
-    for (i, item) in req.items.iter().enumerate() {
-        if let BatchItem::Issue { precert, .. } = item {
-            let proof = InclusionProof {
-                log_id: body.log_id,
-                tree_size: body.tree_size,
-                leaf_index: body.batch_start + i as u64,
-                path: batch_tree.inclusion_proof(i as u64, batch_tree.size())?,
-            };
-            bodies.push(tbs_add_extension(precert, proof.to_extension()?)?);
-        }
-    }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let chunk = bodies.len().div_ceil(cores).max(1);
-    let signed: Vec<Result<Vec<Certificate>, Error>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = bodies
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|tbs| sign_tbs(tbs, &shared.issuer).map_err(Error::from))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Store("signing thread panicked".into())))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(bodies.len());
-    for part in signed {
-        out.extend(part?);
-    }
-    Ok(out)
-}
-
-/// Builds the certificates and revocations of a co-signed batch and
-/// commits everything in one transaction.
-fn finalize(shared: &Arc<Shared>, req: &CosignRequest, cp: &Checkpoint) -> Result<Vec<Outcome>, Error> {
-    let body = &cp.body;
-    let entries: Vec<(Vec<u8>, Hash)> = req
-        .items
-        .iter()
-        .map(|i| {
-            let e = i.log_entry();
-            let h = merkle_leaf_hash(&e);
-            (e, h)
-        })
-        .collect();
-    let batch_tree = MerkleTree::from_leaf_hashes(entries.iter().map(|(_, h)| *h));
-    let mut commit = BatchCommit {
-        start: body.batch_start,
-        checkpoint: Some(cp.clone()),
-        ..Default::default()
-    };
-    let certificates = sign_certificates(shared, req, body, &batch_tree)?;
-    let mut outcomes = Vec::with_capacity(req.items.len());
-    let mut zone_set: Vec<(String, NameRecord)> = Vec::new();
-    let mut certificates = certificates.into_iter();
-    for item in &req.items {
-        match item {
-            BatchItem::Issue { request, .. } => {
-                let cert = certificates
-                    .next()
-                    .ok_or_else(|| Error::Store("certificate count mismatch".into()))?;
-                commit.certificates.push((cert.serial().to_vec(), cert.der().to_vec()));
-                if let Some(id) = token_of(item) {
-                    commit.tokens_used.push(id);
-                }
-                zone_set.extend(Zone::records_for(
-                    &cert,
-                    shared.index,
-                    request.body.address,
-                    &request.body.services,
-                ));
-                outcomes.push(Outcome::Issued(Issued {
-                    certificate: cert,
-                    checkpoint: cp.clone(),
-                }));
-            }
-            BatchItem::Revoke(r) => {
-                let signed = SignedRevocation::sign(r.statement.clone(), shared.index, &shared.key)?;
-                commit.zone_remove.extend(shared.zone.hosts_of(&r.statement));
-                commit.revocations.push(signed.clone());
-                outcomes.push(Outcome::Revoked(signed));
-            }
-        }
-    }
-    commit.zone_set = zone_set.iter().map(|(h, r)| (h.clone(), r.encode())).collect();
-    commit.entries = entries;
-    shared.store.commit_batch(&commit)?;
-    {
-        let mut tree = shared.tree.write().unwrap_or_else(|p| p.into_inner());
-        for (_, h) in &commit.entries {
-            tree.push_leaf_hash(*h);
-        }
-        shared.metrics.log_size.set(tree.size() as i64);
-    }
-    shared.zone.apply(&zone_set, &commit.zone_remove);
-    if let Err(e) = shared.trust.add_checkpoint(cp.clone()) {
-        warn!(error = %e, "own checkpoint refused by the trust store");
-    }
-    let gossip = shared.endpoint.gossip();
-    let _ = gossip.publish(topic::CHECKPOINTS, Bytes::from(cp.encode()));
-    for r in &commit.revocations {
-        let _ = shared.trust.add_revocation(r);
-        let _ = gossip.publish(topic::REVOCATIONS, Bytes::from(r.encode()));
-        shared.metrics.revoked.inc();
-    }
-    let issued = commit.certificates.len() as u64;
-    shared.metrics.issued.inc_by(issued);
-    if issued > 0 {
-        info!(log_size = body.tree_size, issued, "certificates issued");
-    }
-    Ok(outcomes)
 }

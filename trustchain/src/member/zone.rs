@@ -1,6 +1,12 @@
 //! The member's view of the DNS zone: one record per enrolled name, kept in
-//! the store with the batch that issued or revoked it, and pushed into the
-//! running DNS server.
+//! the store with the batch that issued or revoked it (or with the
+//! replication step that brought it from another member), and pushed into
+//! the running DNS server.
+//!
+//! Every member ends up with the same records whatever order updates reach
+//! it in: for one name, the record of the certificate with the latest
+//! `notBefore` wins (ties broken by issuing log, then serial), revoked
+//! certificates lose their names, and expired ones are swept.
 
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
@@ -14,6 +20,7 @@ use crate::error::WireError;
 use crate::request::Service;
 use crate::revocation::RevocationStatement;
 use crate::store::Store;
+use crate::time::to_ms;
 use crate::wire::{Reader, Writer};
 use crate::Result;
 
@@ -25,6 +32,9 @@ pub(crate) struct NameRecord {
     pub(crate) issuer_log: u16,
     pub(crate) serial: Vec<u8>,
     pub(crate) services: Vec<Service>,
+    /// The certificate's validity, ms since the epoch.
+    pub(crate) not_before_ms: u64,
+    pub(crate) not_after_ms: u64,
 }
 
 impl NameRecord {
@@ -38,6 +48,7 @@ impl NameRecord {
         for s in &self.services {
             w.str8(&s.name).u16(s.port);
         }
+        w.u64(self.not_before_ms).u64(self.not_after_ms);
         w.finish()
     }
 
@@ -55,6 +66,7 @@ impl NameRecord {
                 port: r.u16()?,
             });
         }
+        let (not_before_ms, not_after_ms) = (r.u64()?, r.u64()?);
         r.finish()?;
         Ok(NameRecord {
             address,
@@ -62,7 +74,40 @@ impl NameRecord {
             issuer_log,
             serial,
             services,
+            not_before_ms,
+            not_after_ms,
         })
+    }
+
+    /// The records a certificate sets: one per name.
+    pub(crate) fn for_certificate(
+        cert: &Certificate,
+        issuer_log: u16,
+        address: Ipv6Addr,
+        services: &[Service],
+    ) -> Vec<(String, NameRecord)> {
+        cert.dns_names()
+            .into_iter()
+            .map(|name| {
+                (
+                    name,
+                    NameRecord {
+                        address,
+                        fingerprint: cert.fingerprint(),
+                        issuer_log,
+                        serial: cert.serial().to_vec(),
+                        services: services.to_vec(),
+                        not_before_ms: to_ms(cert.not_before()),
+                        not_after_ms: to_ms(cert.not_after()),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Order between two records for one name: the greater one is kept.
+    fn rank(&self) -> (u64, u16, &[u8]) {
+        (self.not_before_ms, self.issuer_log, &self.serial)
     }
 }
 
@@ -70,6 +115,15 @@ impl NameRecord {
 pub(crate) struct Zone {
     records: Mutex<HashMap<String, NameRecord>>,
     dns: MeshZone,
+    /// Held from deciding which records win until they are stored and
+    /// applied, so the pipeline and replication never interleave.
+    writer: tokio::sync::Mutex<()>,
+}
+
+/// Exclusive right to change the zone; see [`Zone::update`].
+pub(crate) struct ZoneUpdate<'a> {
+    zone: &'a Zone,
+    _writer: tokio::sync::MutexGuard<'a, ()>,
 }
 
 fn dns_record(host: &str, r: &NameRecord) -> NodeRecord {
@@ -115,6 +169,7 @@ impl Zone {
         Ok(Zone {
             records: Mutex::new(records),
             dns,
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -127,30 +182,6 @@ impl Zone {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The records a new certificate sets: one per name.
-    pub(crate) fn records_for(
-        cert: &Certificate,
-        issuer_log: u16,
-        address: Ipv6Addr,
-        services: &[Service],
-    ) -> Vec<(String, NameRecord)> {
-        cert.dns_names()
-            .into_iter()
-            .map(|name| {
-                (
-                    name,
-                    NameRecord {
-                        address,
-                        fingerprint: cert.fingerprint(),
-                        issuer_log,
-                        serial: cert.serial().to_vec(),
-                        services: services.to_vec(),
-                    },
-                )
-            })
-            .collect()
-    }
-
     /// Hosts whose record belongs to the revoked certificate.
     pub(crate) fn hosts_of(&self, st: &RevocationStatement) -> Vec<String> {
         self.lock()
@@ -160,33 +191,84 @@ impl Zone {
             .collect()
     }
 
-    /// Applies committed changes.
-    pub(crate) fn apply(&self, set: &[(String, NameRecord)], remove: &[String]) {
-        let mut z = self.lock();
-        for h in remove {
-            z.remove(h);
-            let _ = self.dns.remove(&format!("{h}."));
-        }
-        for (h, r) in set {
-            z.insert(h.clone(), r.clone());
-            if let Err(e) = self.dns.upsert(dns_record(h, r)) {
-                tracing::warn!(host = %h, error = %e, "name not published in DNS");
-            }
+    /// Takes the right to change the zone.
+    pub(crate) async fn update(&self) -> ZoneUpdate<'_> {
+        ZoneUpdate {
+            zone: self,
+            _writer: self.writer.lock().await,
         }
     }
 
-    /// Drops the names of a certificate another member revoked, in memory
-    /// and in the store.
-    pub(crate) fn revoked(&self, st: &RevocationStatement, store: &Store) {
+    /// Drops the names of a revoked certificate, in memory and in the store.
+    pub(crate) async fn revoked(&self, st: &RevocationStatement, store: &Store) {
+        let update = self.update().await;
         let hosts = self.hosts_of(st);
+        if hosts.is_empty() {
+            return;
+        }
         if let Err(e) = store.remove_zone_hosts(&hosts) {
             tracing::warn!(error = %e, "removing revoked names from the stored zone failed");
+            return;
         }
-        self.apply(&[], &hosts);
+        update.apply(&[], &hosts);
+    }
+
+    /// Drops the names whose certificate expired before `now_ms`.
+    pub(crate) async fn expire(&self, now_ms: u64, store: &Store) -> usize {
+        let update = self.update().await;
+        let hosts: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, r)| r.not_after_ms < now_ms)
+            .map(|(h, _)| h.clone())
+            .collect();
+        if hosts.is_empty() {
+            return 0;
+        }
+        if let Err(e) = store.remove_zone_hosts(&hosts) {
+            tracing::warn!(error = %e, "removing expired names from the stored zone failed");
+            return 0;
+        }
+        update.apply(&[], &hosts);
+        hosts.len()
     }
 
     /// Number of names.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+impl ZoneUpdate<'_> {
+    /// The records of `set` that win over what the zone holds and over
+    /// each other; records already present are left out.
+    pub(crate) fn winners(&self, set: Vec<(String, NameRecord)>) -> Vec<(String, NameRecord)> {
+        let current = self.zone.lock();
+        let mut best: HashMap<String, NameRecord> = HashMap::new();
+        for (host, rec) in set {
+            let beats = |other: &NameRecord| rec.rank() > other.rank();
+            if current.get(&host).is_some_and(|c| !beats(c)) || best.get(&host).is_some_and(|b| !beats(b)) {
+                continue;
+            }
+            best.insert(host, rec);
+        }
+        let mut out: Vec<_> = best.into_iter().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Applies changes already stored.
+    pub(crate) fn apply(&self, set: &[(String, NameRecord)], remove: &[String]) {
+        let mut z = self.zone.lock();
+        for h in remove {
+            z.remove(h);
+            let _ = self.zone.dns.remove(&format!("{h}."));
+        }
+        for (h, r) in set {
+            z.insert(h.clone(), r.clone());
+            if let Err(e) = self.zone.dns.upsert(dns_record(h, r)) {
+                tracing::warn!(host = %h, error = %e, "name not published in DNS");
+            }
+        }
     }
 }

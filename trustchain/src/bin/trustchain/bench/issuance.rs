@@ -19,7 +19,7 @@ use trustchain::member::{MemberConfig, MemberNode};
 use trustchain::messages::TokenCreate;
 use trustchain::request::EnrollmentRequest;
 
-use super::{progress, row, signing_bound};
+use super::{process_cpu_secs, progress, row, signing_bound};
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -112,6 +112,7 @@ async fn issue_all(
     concurrency: usize,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let start = Instant::now();
+    let cpu_start = process_cpu_secs();
     let n = reqs.len();
     let results = stream::iter(reqs)
         .map(|r| async move {
@@ -122,6 +123,13 @@ async fn issue_all(
         .collect::<Vec<_>>()
         .await;
     let secs = start.elapsed().as_secs_f64();
+    if let (Some(a), Some(b)) = (cpu_start, process_cpu_secs()) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        progress(&format!(
+            "{n} issuances, {concurrency} in flight: {secs:.2} s, CPU busy {:.0}% of {cores} cores",
+            100.0 * (b - a) / secs / cores as f64
+        ));
+    }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for r in results {
         hist.record(r?.as_micros() as u64)?;

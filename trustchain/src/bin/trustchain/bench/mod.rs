@@ -78,3 +78,15 @@ pub(crate) async fn signing_bound(duration: Duration) -> anyhow::Result<f64> {
     }
     Ok(total as f64 / duration.as_secs_f64())
 }
+
+/// CPU time this process used so far (user + system, all threads, live or
+/// exited), seconds; `None` where /proc is missing.
+pub(crate) fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: utime and stime are the 14th and 15th fields overall.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
