@@ -9,6 +9,9 @@
 //! - [`frame`]: the length-prefixed, versioned frame codec (sans-IO).
 //! - [`gossip`]: topic publish/subscribe with de-duplication (sans-IO core).
 //! - [`endpoint`]: the IPv6-only QUIC endpoint with RPC, gossip and datagrams.
+//! - [`relay`]: a measurement utility for benchmarks and tests, not part of
+//!   the transport: a UDP delay relay on `[::1]` that logs datagrams, to
+//!   count a handshake's round trips and read its first flights.
 #![forbid(unsafe_code)]
 
 pub mod crypto;
@@ -17,6 +20,9 @@ pub mod error;
 pub mod frame;
 pub mod gossip;
 pub mod pki;
+/// Measurement utility for benchmarks and tests: a delay relay that logs
+/// datagrams.
+pub mod relay;
 pub mod tls;
 
 pub use endpoint::{Connection, Endpoint, EndpointConfig, Incoming};

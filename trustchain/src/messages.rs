@@ -422,6 +422,147 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    fn feed_entry(index: u64, services: usize) -> ZoneFeedEntry {
+        ZoneFeedEntry {
+            index,
+            certificate: vec![0x30, 0x03, 0x02, 0x01, index as u8],
+            address: std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, (index as u16).wrapping_add(1)),
+            services: (0..services)
+                .map(|i| crate::request::Service {
+                    name: format!("_s{i}._udp"),
+                    port: 7000 + i as u16,
+                })
+                .collect(),
+        }
+    }
+
+    /// A response with entries at `indexes`, in that order.
+    fn feed_page(indexes: &[u64], next: u64) -> ZoneFeedResponse {
+        ZoneFeedResponse {
+            entries: indexes.iter().map(|&i| feed_entry(i, (i % 3) as usize)).collect(),
+            next,
+        }
+    }
+
+    fn refusal<T: std::fmt::Debug>(r: Result<T, WireError>) -> String {
+        match r {
+            Err(e) => e.reason,
+            Ok(v) => panic!("accepted: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn zone_feed_request_round_trips_and_refuses_bad_ranges() {
+        for (from, until) in [(0, 0), (3, 9), (7, 7), (0, u64::MAX)] {
+            let req = ZoneFeedRequest { from, until };
+            let bytes = req.encode();
+            assert_eq!(bytes.len(), 16);
+            assert_eq!(ZoneFeedRequest::decode(&bytes), Ok(req));
+        }
+        let backwards = ZoneFeedRequest { from: 9, until: 8 }.encode();
+        assert!(refusal(ZoneFeedRequest::decode(&backwards)).contains("ends before it starts"));
+        let good = ZoneFeedRequest { from: 1, until: 2 }.encode();
+        for len in 0..good.len() {
+            assert!(
+                refusal(ZoneFeedRequest::decode(&good[..len])).contains("truncated"),
+                "{len} bytes"
+            );
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(refusal(ZoneFeedRequest::decode(&longer)).contains("trailing"));
+    }
+
+    #[test]
+    fn zone_feed_response_round_trips() {
+        for page in [
+            ZoneFeedResponse::default(),
+            ZoneFeedResponse {
+                entries: Vec::new(),
+                next: 42,
+            },
+            feed_page(&[0], 1),
+            feed_page(&[2, 3, 10, 11, 12], 40),
+            ZoneFeedResponse {
+                entries: vec![feed_entry(5, crate::request::MAX_SERVICES)],
+                next: u64::MAX,
+            },
+        ] {
+            let bytes = page.encode();
+            assert_eq!(ZoneFeedResponse::decode(&bytes).as_ref(), Ok(&page));
+            assert_eq!(ZoneFeedResponse::decode(&bytes).unwrap().encode(), bytes);
+        }
+        // A full page is accepted.
+        let indexes: Vec<u64> = (0..MAX_PAGE as u64).collect();
+        let full = feed_page(&indexes, MAX_PAGE as u64);
+        assert_eq!(ZoneFeedResponse::decode(&full.encode()), Ok(full));
+    }
+
+    #[test]
+    fn zone_feed_response_refuses_hostile_pages() {
+        let page = feed_page(&[2, 3, 10], 11);
+        let bytes = page.encode();
+        for len in 0..bytes.len() {
+            assert!(
+                refusal(ZoneFeedResponse::decode(&bytes[..len])).contains("truncated"),
+                "{len} of {} bytes",
+                bytes.len()
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(refusal(ZoneFeedResponse::decode(&longer)).contains("trailing"));
+
+        // One entry too many, each of them well formed.
+        let indexes: Vec<u64> = (0..=MAX_PAGE as u64).collect();
+        let over = feed_page(&indexes, MAX_PAGE as u64 + 1).encode();
+        assert!(refusal(ZoneFeedResponse::decode(&over)).contains("at most 256"));
+        // The count alone is enough to refuse (nothing else is read).
+        let mut header = 5u64.to_be_bytes().to_vec();
+        header.extend_from_slice(&u16::MAX.to_be_bytes());
+        assert!(refusal(ZoneFeedResponse::decode(&header)).contains("at most"));
+
+        let out_of_order =
+            |indexes: &[u64], next: u64| refusal(ZoneFeedResponse::decode(&feed_page(indexes, next).encode()));
+        for (indexes, next) in [
+            (&[3, 2][..], 10),
+            (&[4, 4][..], 10),
+            (&[1, 5, 5, 6][..], 10),
+            (&[0, 9, 1][..], 10),
+            // At or past `next`: the page would claim entries it did not send.
+            (&[10][..], 10),
+            (&[1, 11][..], 10),
+            (&[0][..], 0),
+            (&[u64::MAX][..], u64::MAX),
+        ] {
+            assert!(
+                out_of_order(indexes, next).contains("out of order or past"),
+                "{indexes:?} next {next}"
+            );
+        }
+
+        // Fields past their limits.
+        let mut e = feed_entry(0, 0);
+        e.certificate = vec![0; 16 * 1024 + 1];
+        let big = ZoneFeedResponse {
+            entries: vec![e],
+            next: 1,
+        };
+        assert!(refusal(ZoneFeedResponse::decode(&big.encode())).contains("exceeds the limit"));
+        let too_many_services = ZoneFeedResponse {
+            entries: vec![feed_entry(0, crate::request::MAX_SERVICES + 1)],
+            next: 1,
+        };
+        assert!(refusal(ZoneFeedResponse::decode(&too_many_services.encode())).contains("exceed the limit"));
+        let mut long_name = feed_entry(0, 1);
+        long_name.services[0].name = "s".repeat(64);
+        let long_name = ZoneFeedResponse {
+            entries: vec![long_name],
+            next: 1,
+        };
+        assert!(refusal(ZoneFeedResponse::decode(&long_name.encode())).contains("exceeds the limit"));
+    }
 }
 
 /// Asks a member for its zone feed: what the certificates it logged at

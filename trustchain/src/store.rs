@@ -431,7 +431,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes DNS hosts (a revocation learned from another member).
+    /// Sets DNS zone records (host, encoded record).
+    pub fn put_zone_records(&self, set: &[(String, Vec<u8>)]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut zone = txn.open_table(ZONE).map_err(db_err)?;
+            for (host, rec) in set {
+                zone.insert(host.as_str(), rec.as_slice()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Removes DNS hosts (names whose certificate expired).
     pub fn remove_zone_hosts(&self, hosts: &[String]) -> Result<()> {
         if hosts.is_empty() {
             return Ok(());

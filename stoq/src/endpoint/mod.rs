@@ -281,13 +281,25 @@ impl Endpoint {
     }
 
     /// Closes every connection and stops accepting; waits (briefly) for the
-    /// peers to be told.
+    /// peers to be told. The RPC handlers are dropped too: they often hold
+    /// the application's state, which holds this endpoint, and that cycle
+    /// would keep both (and, say, an open database) alive after shutdown.
     pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
         self.quic.close(CLOSE_NORMAL.into(), b"endpoint shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.quic.wait_idle()).await;
         lock(&self.shared.connections).clear();
         lock(&self.dialed).clear();
+        // quinn releases the socket when its last handle goes, which
+        // background tasks may delay, and a rebind keeps the previous socket
+        // until its driver next runs: rebinding twice to throwaway sockets
+        // lets the address go now, so a restart can bind it at once.
+        for _ in 0..2 {
+            if let Ok(spare) = std::net::UdpSocket::bind((std::net::Ipv6Addr::LOCALHOST, 0)) {
+                let _ = self.quic.rebind(spare);
+            }
+        }
+        self.shared.handlers.write().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 

@@ -143,6 +143,42 @@ impl MeshZone {
         Ok(())
     }
 
+    /// Withdraws the `remove` hosts and publishes the `upsert` records in one
+    /// publication with one serial bump (a CA batch touches many names, and
+    /// each publication copies the zone). Records that are not publishable
+    /// are skipped and returned with the reason; the rest apply.
+    pub fn apply(&self, remove: &[String], upsert: Vec<NodeRecord>) -> Vec<(String, DnsError)> {
+        let mut refused = Vec::new();
+        let mut checked = Vec::with_capacity(upsert.len());
+        for r in upsert {
+            let host = r.host.clone();
+            match self.canonical(r) {
+                Ok(c) => checked.push(c),
+                Err(e) => refused.push((host, e)),
+            }
+        }
+        let mut state = self.lock();
+        let mut changed = false;
+        for h in remove {
+            if let Ok(name) = self.host_name(h) {
+                changed |= self.remove_host(&mut state, &name);
+            }
+        }
+        for (host, record) in checked {
+            self.remove_host(&mut state, &host);
+            for set in self.node_rrsets(&host, &record) {
+                let key = RrKey::new(LowerName::new(set.name()), set.record_type());
+                state.records.insert(key, Arc::new(set));
+            }
+            state.nodes.insert(LowerName::new(&host), record);
+            changed = true;
+        }
+        if changed {
+            self.commit(&mut state);
+        }
+        refused
+    }
+
     /// Withdraws a host's records (on revocation). Returns whether the host
     /// was in the zone; the serial changes only if it was.
     pub fn remove(&self, host: &str) -> Result<bool, DnsError> {

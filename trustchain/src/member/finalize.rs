@@ -1,7 +1,8 @@
 //! The end of a round: certificates signed on every core, then the batch
 //! (entries, checkpoint, certificates, tokens, revocations, zone) committed
-//! in one transaction, then the in-memory views updated and the checkpoint
-//! and revocations gossiped.
+//! in one transaction, then the zone and trust store updated and the
+//! checkpoint and revocations gossiped. (The pipeline puts the entries in
+//! the in-memory tree before the commit: the next round builds on them.)
 //!
 //! Signing and the commit run on tokio's blocking pool: the pipeline task
 //! awaits them, so the runtime's workers stay free for the handlers and
@@ -28,7 +29,7 @@ use crate::store::BatchCommit;
 use crate::witness::{BatchItem, CosignRequest};
 use crate::Error;
 
-fn batch_leaves(req: &CosignRequest) -> Vec<(Vec<u8>, Hash)> {
+pub(super) fn batch_leaves(req: &CosignRequest) -> Vec<(Vec<u8>, Hash)> {
     req.items
         .iter()
         .map(|i| {
@@ -86,12 +87,13 @@ pub(super) async fn commit(
     req: &CosignRequest,
     cp: &Checkpoint,
     certificates: Vec<Certificate>,
+    entries: Vec<(Vec<u8>, Hash)>,
 ) -> Result<Vec<Outcome>, Error> {
     let body = &cp.body;
     let mut commit = BatchCommit {
         start: body.batch_start,
         checkpoint: Some(cp.clone()),
-        entries: batch_leaves(req),
+        entries,
         ..Default::default()
     };
     // The zone decides which records win over what it holds (a newer
@@ -128,7 +130,7 @@ pub(super) async fn commit(
             }
             BatchItem::Revoke(r) => {
                 let signed = SignedRevocation::sign(r.statement.clone(), shared.index, &shared.key)?;
-                commit.zone_remove.extend(shared.zone.hosts_of(&r.statement));
+                zone_set.extend(shared.zone.tombstones_for(&r.statement));
                 commit.revocations.push(signed.clone());
                 outcomes.push(Outcome::Revoked(signed));
             }
@@ -146,13 +148,7 @@ pub(super) async fn commit(
     debug!(us = t.elapsed().as_micros() as u64, "batch written");
     zone.apply(&zone_set, &commit.zone_remove);
     drop(zone);
-    {
-        let mut tree = shared.tree.write().unwrap_or_else(|p| p.into_inner());
-        for (_, h) in &commit.entries {
-            tree.push_leaf_hash(*h);
-        }
-        shared.metrics.log_size.set(tree.size() as i64);
-    }
+    shared.metrics.log_size.set(body.tree_size as i64);
     if let Err(e) = shared.trust.add_checkpoint(cp.clone()) {
         warn!(error = %e, "own checkpoint refused by the trust store");
     }

@@ -15,14 +15,22 @@ pub(crate) const NONCE_TTL_MS: u64 = 120_000;
 
 pub(crate) struct NonceBook {
     secret: [u8; 32],
-    used: Mutex<HashMap<[u8; NONCE_LEN], u64>>,
+    used: Mutex<UsedNonces>,
+}
+
+/// Redeemed nonces with their issue time, and when expired ones were last
+/// dropped (at most once a second: a scan per request would cost O(n)).
+#[derive(Default)]
+struct UsedNonces {
+    by_nonce: HashMap<[u8; NONCE_LEN], u64>,
+    pruned_at_ms: u64,
 }
 
 impl NonceBook {
     pub(crate) fn new(secret: [u8; 32]) -> Self {
         NonceBook {
             secret,
-            used: Mutex::new(HashMap::new()),
+            used: Mutex::new(UsedNonces::default()),
         }
     }
 
@@ -58,8 +66,11 @@ impl NonceBook {
             return Err(Refusal::Nonce("expired".into()));
         }
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.retain(|_, at| now_ms.saturating_sub(*at) <= NONCE_TTL_MS);
-        if used.insert(*nonce, issued).is_some() {
+        if now_ms.saturating_sub(used.pruned_at_ms) >= 1_000 {
+            used.by_nonce.retain(|_, at| now_ms.saturating_sub(*at) <= NONCE_TTL_MS);
+            used.pruned_at_ms = now_ms;
+        }
+        if used.by_nonce.insert(*nonce, issued).is_some() {
             return Err(Refusal::Nonce("already used".into()));
         }
         Ok(())

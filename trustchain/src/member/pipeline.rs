@@ -33,6 +33,7 @@ use crate::store::TokenState;
 use crate::time::now_ms;
 use crate::witness::{BatchItem, CosignRequest, Head};
 use crate::Error;
+use stoq::pki::Certificate;
 
 /// What a request gets back from the pipeline.
 #[derive(Debug)]
@@ -59,12 +60,25 @@ pub(crate) const MODE_SIGN: u8 = 2;
 
 pub(crate) async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(200);
+    let mut staged: Option<Staged> = None;
     loop {
+        if staged.as_ref().is_some_and(|s| s.committed.is_finished()) {
+            if let Some(s) = staged.take() {
+                s.landed().await;
+            }
+        }
         // A batch some witnesses may have signed must complete before any
-        // other head: they will sign nothing else at its size.
-        match shared.store.pending_batch() {
+        // other head: they will sign nothing else at its size. (It can only
+        // be left over when no round is staged: a failed commit is seen by
+        // the round after it, which then fails too.)
+        let pending = if staged.is_none() {
+            shared.store.pending_batch()
+        } else {
+            Ok(None)
+        };
+        match pending {
             Ok(Some(bytes)) => match CosignRequest::decode(&bytes) {
-                Ok(req) => match sign_and_commit(&shared, req, Vec::new(), None).await {
+                Ok(req) => match retry_pending(&shared, req).await {
                     Ok(()) => backoff = Duration::from_millis(200),
                     Err(e) => {
                         warn!(error = %e, "pending batch still lacks co-signatures; retrying");
@@ -91,8 +105,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>, shut
             Err(e) => warn!(error = %e, "reading the pending batch failed"),
         }
         let first = tokio::select! {
-            () = shutdown.cancelled() => return,
-            j = jobs.recv() => match j { Some(j) => j, None => return },
+            () = shutdown.cancelled() => None,
+            j = jobs.recv() => j,
+        };
+        let Some(first) = first else {
+            if let Some(s) = staged.take() {
+                s.landed().await;
+            }
+            return;
         };
         let mut batch = vec![first];
         while batch.len() < shared.config.max_batch.clamp(1, crate::witness::MAX_BATCH) {
@@ -101,7 +121,23 @@ pub(crate) async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>, shut
                 Err(_) => break,
             }
         }
-        run_round(&shared, batch).await;
+        run_round(&shared, batch, &mut staged).await;
+    }
+}
+
+/// A signed round whose commit runs while the next round is built and
+/// signed (the writes of one round overlap the signing of the next). The
+/// in-memory tree already holds its entries.
+struct Staged {
+    /// Tokens it spends: the next round must not spend them again.
+    tokens: Vec<[u8; 16]>,
+    /// Whether the commit landed.
+    committed: tokio::task::JoinHandle<bool>,
+}
+
+impl Staged {
+    async fn landed(self) -> bool {
+        self.committed.await.unwrap_or(false)
     }
 }
 
@@ -115,9 +151,10 @@ pub(super) fn token_of(item: &BatchItem) -> Option<[u8; 16]> {
     }
 }
 
-/// Refuses jobs whose token is spent (here, or earlier in this batch).
-fn drop_spent_tokens(shared: &Shared, jobs: Vec<Job>) -> Vec<Job> {
-    let mut seen = Vec::new();
+/// Refuses jobs whose token is spent (stored, in the staged round, or
+/// earlier in this batch).
+fn drop_spent_tokens(shared: &Shared, jobs: Vec<Job>, staged: &[[u8; 16]]) -> Vec<Job> {
+    let mut seen = staged.to_vec();
     let mut keep = Vec::with_capacity(jobs.len());
     for job in jobs {
         if let Some(id) = token_of(&job.item) {
@@ -163,8 +200,8 @@ fn build_request(shared: &Shared, items: Vec<BatchItem>) -> Result<CosignRequest
     })
 }
 
-async fn run_round(shared: &Arc<Shared>, jobs: Vec<Job>) {
-    let jobs = drop_spent_tokens(shared, jobs);
+async fn run_round(shared: &Arc<Shared>, jobs: Vec<Job>, staged: &mut Option<Staged>) {
+    let jobs = drop_spent_tokens(shared, jobs, staged.as_ref().map_or(&[], |s| &s.tokens[..]));
     if jobs.is_empty() {
         return;
     }
@@ -201,8 +238,17 @@ async fn run_round(shared: &Arc<Shared>, jobs: Vec<Job>) {
     };
     let replies: Vec<_> = kept.into_iter().map(|j| (j.admitted, j.reply)).collect();
     let pending = req.encode();
-    if let Err(e) = sign_and_commit(shared, req, replies, Some(pending)).await {
-        warn!(error = %e, "co-signing failed; the batch stays pending");
+    let started = Instant::now();
+    match sign_round(shared, &req, Some(pending), staged.take()).await {
+        Ok((checkpoint, certificates)) => {
+            *staged = Some(stage_commit(shared, req, checkpoint, certificates, replies, started));
+        }
+        Err(e) => {
+            warn!(error = %e, "co-signing failed; the batch stays pending");
+            for (_, r) in replies {
+                let _ = r.send(Err(e.clone()));
+            }
+        }
     }
 }
 
@@ -215,105 +261,193 @@ fn fail_all(shared: &Shared, jobs: Vec<Job>, why: Refusal) {
 
 type Reply = (Instant, oneshot::Sender<Result<Outcome, Refusal>>);
 
-/// Sign phase and commit. `pending` is the encoded batch, to store before
-/// any witness is asked (`None` when it already is). On failure the batch
-/// stays pending and the waiting requests are told why.
-async fn sign_and_commit(
-    shared: &Arc<Shared>,
-    req: CosignRequest,
-    replies: Vec<Reply>,
-    pending: Option<Vec<u8>>,
-) -> Result<(), Refusal> {
-    let started = Instant::now();
-    // The certificates' inclusion proofs lead to the batch root, which the
-    // request fixes: sign them while the witnesses sign the head.
-    let (certificates, checkpoint) = tokio::join!(
-        super::finalize::sign_certificates(shared, &req),
-        collect_signatures(shared, &req, pending)
-    );
-    let checkpoint = match checkpoint.and_then(|cp| {
-        certificates
-            .map(|c| (cp, c))
-            .map_err(|e| Refusal::Unavailable(format!("signing the certificates: {e}")))
-    }) {
-        Ok(cp) => cp,
-        Err(e) => {
-            shared.metrics.quorum_failures.inc();
-            for (_, r) in replies {
-                let _ = r.send(Err(e.clone()));
-            }
-            return Err(e);
-        }
-    };
-    let (checkpoint, certificates) = checkpoint;
-    let signed_at = Instant::now();
-    let outcomes = match super::finalize::commit(shared, &req, &checkpoint, certificates).await {
-        Ok(o) => o,
-        Err(e) => {
-            let e = Refusal::Unavailable(format!("committing the batch: {e}"));
-            for (_, r) in replies {
-                let _ = r.send(Err(e.clone()));
-            }
-            return Err(e);
-        }
-    };
-    debug!(
-        size = checkpoint.body.tree_size,
-        entries = req.items.len(),
-        ms = started.elapsed().as_millis() as u64,
-        cosign_us = (signed_at - started).as_micros() as u64,
-        finalize_us = signed_at.elapsed().as_micros() as u64,
-        "batch co-signed and committed"
-    );
-    shared.metrics.batch_size.observe(req.items.len() as f64);
-    let mut outcomes = outcomes.into_iter();
-    for (admitted, reply) in replies {
-        if let Some(o) = outcomes.next() {
-            shared
-                .metrics
-                .issuance_seconds
-                .observe(admitted.elapsed().as_secs_f64());
-            let _ = reply.send(Ok(o));
-        }
+/// A member's check-phase refusals: (item, code, message).
+type Verdicts = Vec<(u16, u16, String)>;
+
+/// Completes the batch a previous run left pending (no one waits for it).
+async fn retry_pending(shared: &Arc<Shared>, req: CosignRequest) -> Result<(), Refusal> {
+    let (checkpoint, certificates) = sign_round(shared, &req, None, None).await?;
+    if stage_commit(shared, req, checkpoint, certificates, Vec::new(), Instant::now())
+        .landed()
+        .await
+    {
+        Ok(())
+    } else {
+        Err(Refusal::Unavailable("committing the pending batch failed".into()))
     }
-    Ok(())
 }
 
-/// The check phase: the items any responding member refused, by index.
-/// Fails when fewer than k-1 other members answer.
+/// Sign phase: the certificates and the checkpoint. `pending` is the
+/// encoded batch, to store before any witness is asked (`None` when it
+/// already is); `previous` is the round still being committed, which must
+/// land before this round's head is signed (the head extends it).
+async fn sign_round(
+    shared: &Arc<Shared>,
+    req: &CosignRequest,
+    pending: Option<Vec<u8>>,
+    previous: Option<Staged>,
+) -> Result<(Checkpoint, Vec<Certificate>), Refusal> {
+    // The certificates' inclusion proofs lead to the batch root, which the
+    // request fixes: sign them while the previous round is written and the
+    // witnesses sign the head.
+    let head = async {
+        if let Some(previous) = previous {
+            if !previous.landed().await {
+                return Err(Refusal::Unavailable(
+                    "the previous batch could not be written; retry".into(),
+                ));
+            }
+        }
+        collect_signatures(shared, req, pending).await
+    };
+    let (certificates, checkpoint) = tokio::join!(super::finalize::sign_certificates(shared, req), head);
+    let checkpoint = checkpoint.inspect_err(|_| {
+        shared.metrics.quorum_failures.inc();
+    })?;
+    let certificates = certificates.map_err(|e| Refusal::Unavailable(format!("signing the certificates: {e}")))?;
+    Ok((checkpoint, certificates))
+}
+
+/// Adds the signed round to the in-memory log (the next round builds on
+/// it) and commits it in the background; the commit answers the requests.
+/// A failed commit puts the in-memory log back to what is stored.
+fn stage_commit(
+    shared: &Arc<Shared>,
+    req: CosignRequest,
+    checkpoint: Checkpoint,
+    certificates: Vec<Certificate>,
+    replies: Vec<Reply>,
+    started: Instant,
+) -> Staged {
+    let entries = super::finalize::batch_leaves(&req);
+    {
+        let mut tree = shared.tree.write().unwrap_or_else(|p| p.into_inner());
+        for (_, h) in &entries {
+            tree.push_leaf_hash(*h);
+        }
+    }
+    let tokens = req.items.iter().filter_map(token_of).collect();
+    let shared = shared.clone();
+    let committed = tokio::spawn(async move {
+        let signed_at = Instant::now();
+        let outcomes = match super::finalize::commit(&shared, &req, &checkpoint, certificates, entries).await {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(error = %e, "committing a co-signed batch failed");
+                match shared.store.leaf_hashes() {
+                    Ok(leaves) => {
+                        *shared.tree.write().unwrap_or_else(|p| p.into_inner()) = MerkleTree::from_leaf_hashes(leaves)
+                    }
+                    Err(e) => warn!(error = %e, "reloading the log after a failed commit failed"),
+                }
+                let e = Refusal::Unavailable(format!("committing the batch: {e}"));
+                for (_, r) in replies {
+                    let _ = r.send(Err(e.clone()));
+                }
+                return false;
+            }
+        };
+        debug!(
+            size = checkpoint.body.tree_size,
+            entries = req.items.len(),
+            ms = started.elapsed().as_millis() as u64,
+            sign_us = (signed_at - started).as_micros() as u64,
+            commit_us = signed_at.elapsed().as_micros() as u64,
+            "batch co-signed and committed"
+        );
+        shared.metrics.batch_size.observe(req.items.len() as f64);
+        let mut outcomes = outcomes.into_iter();
+        for (admitted, reply) in replies {
+            if let Some(o) = outcomes.next() {
+                shared
+                    .metrics
+                    .issuance_seconds
+                    .observe(admitted.elapsed().as_secs_f64());
+                let _ = reply.send(Ok(o));
+            }
+        }
+        true
+    });
+    Staged { tokens, committed }
+}
+
+/// The check phase: the items to refuse, by index, with a refusal from
+/// the members chosen to sign.
+///
+/// An item goes ahead when k-1 other members accept every item that goes
+/// ahead: the round keeps the k-1 answering members that refused the
+/// fewest items and drops whatever any of them refused. So a member that
+/// disagrees (a stricter policy, say) or is down does not stop issuance
+/// while k members remain willing, and the sign phase finds k-1 members
+/// that accept the whole batch (a batch no k-1 members accept would stay
+/// pending). Tokens stay single-use whatever is chosen: every signer of a
+/// head records its tokens, and any two k-member quorums share a member.
+///
+/// Once k-1 members answered, the others get as long again (at least
+/// 5 ms) to improve the choice; a member that is down costs the round
+/// that grace, not the co-sign timeout.
 async fn check_with_members(shared: &Arc<Shared>, req: &CosignRequest) -> Result<Vec<(u16, Refusal)>, Refusal> {
     let need = shared.bundle.threshold() - 1;
     if need == 0 {
         return Ok(Vec::new());
     }
+    let started = tokio::time::Instant::now();
     let mut calls: FuturesUnordered<_> = others(shared)
         .map(|m| async move { (m.name.clone(), ask(shared, m, req, MODE_CHECK).await) })
         .collect();
-    let (mut answered, mut refused, mut errors) = (0, Vec::new(), Vec::new());
-    while let Some((name, r)) = calls.next().await {
+    let total = calls.len();
+    let mut answers: Vec<(String, Verdicts)> = Vec::new();
+    let (mut errors, mut heard, mut grace_until) = (Vec::new(), 0, None);
+    while heard < total {
+        let next = match grace_until {
+            None => calls.next().await,
+            Some(until) => match tokio::time::timeout_at(until, calls.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    errors.push(format!("{} members too slow for this round", total - heard));
+                    break;
+                }
+            },
+        };
+        let Some((name, r)) = next else { break };
+        heard += 1;
         match r {
-            Ok(CosignReply::Verdicts(v)) => {
-                answered += 1;
-                refused.extend(v.into_iter().map(|(i, code, message)| {
-                    (
-                        i,
-                        Refusal::ByMember {
-                            member: name.clone(),
-                            code,
-                            message,
-                        },
-                    )
-                }));
-            }
+            Ok(CosignReply::Verdicts(v)) => answers.push((name, v)),
             Ok(other) => errors.push(format!("{name}: unexpected reply {other:?}")),
             Err(e) => errors.push(format!("{name}: {e}")),
         }
+        if answers.len() >= need && grace_until.is_none() {
+            grace_until = Some(tokio::time::Instant::now() + started.elapsed().max(Duration::from_millis(5)));
+        }
     }
-    if answered < need {
+    if answers.len() < need {
         return Err(Refusal::Quorum(format!(
-            "{answered} other members answered, {need} needed ({})",
+            "{} other members answered, {need} needed ({})",
+            answers.len(),
             errors.join("; ")
         )));
+    }
+    let refused_items = |v: &[(u16, u16, String)]| {
+        let mut items: Vec<u16> = v.iter().map(|(i, _, _)| *i).collect();
+        items.sort_unstable();
+        items.dedup();
+        items.len()
+    };
+    answers.sort_by_key(|(_, v)| refused_items(v));
+    let mut refused: Vec<(u16, Refusal)> = Vec::new();
+    for (name, verdicts) in answers.into_iter().take(need) {
+        for (i, code, message) in verdicts {
+            if !refused.iter().any(|(j, _)| *j == i) {
+                refused.push((
+                    i,
+                    Refusal::ByMember {
+                        member: name.clone(),
+                        code,
+                        message,
+                    },
+                ));
+            }
+        }
     }
     Ok(refused)
 }

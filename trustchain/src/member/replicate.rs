@@ -27,7 +27,8 @@ use super::zone::NameRecord;
 use super::Shared;
 use crate::bundle::{verify_issued_by, Member};
 use crate::error::{Refusal, WireError};
-use crate::messages::{method, ZoneFeedEntry, ZoneFeedRequest, ZoneFeedResponse};
+use crate::inclusion::precertificate_of;
+use crate::messages::{method, SyncRequest, SyncResponse, ZoneFeedEntry, ZoneFeedRequest, ZoneFeedResponse};
 use crate::policy::check_address;
 use crate::request::{Service, MAX_SERVICES};
 use crate::revocation::issuer_of;
@@ -157,55 +158,145 @@ async fn pull(shared: &Arc<Shared>, member: &Member) -> Result<(), Error> {
         }
         let now = SystemTime::now();
         let mut set = Vec::new();
+        let mut next = resp.next;
+        let mut missing = None;
         for e in &resp.entries {
             match accept(shared, member.index, e, now) {
                 Ok(records) => set.extend(records),
-                Err(why) => {
+                Err(Skip::Refused(why)) => {
                     shared.metrics.feed_refused.inc();
                     debug!(member = %member.name, index = e.index, why, "zone feed entry refused");
+                }
+                Err(Skip::MissingCheckpoint) => {
+                    // Gossip lost that batch's checkpoint (tc.sync only
+                    // sends heads newer than the newest held): stop here,
+                    // fetch it, and resume from this entry.
+                    next = e.index;
+                    missing = Some(e.index);
+                    break;
                 }
             }
         }
         let update = shared.zone.update().await;
         // A revocation that arrived since `accept` has already run its
-        // zone removal: drop its records here instead.
-        set.retain(|(_, r)| !shared.trust.is_revoked(r.issuer_log, &r.serial));
+        // zone removal: turn its records into tombstones here instead.
+        for (_, r) in &mut set {
+            if !r.revoked && shared.trust.is_revoked(r.issuer_log, &r.serial) {
+                *r = r.tombstone();
+            }
+        }
         let winners = update.winners(set);
         let encoded: Vec<_> = winners.iter().map(|(h, r)| (h.clone(), r.encode())).collect();
-        shared.store.store_replicated(member.index, resp.next, &encoded)?;
+        shared.store.store_replicated(member.index, next, &encoded)?;
         update.apply(&winners, &[]);
         drop(update);
-        shared.metrics.names_replicated.inc_by(winners.len() as u64);
+        shared
+            .metrics
+            .names_replicated
+            .inc_by(winners.iter().filter(|(_, r)| !r.revoked).count() as u64);
+        if let Some(index) = missing {
+            fetch_checkpoints(shared, member, &conn, index, timeout).await?;
+        }
     }
 }
 
-/// The records one feed entry sets, if the certificate checks out.
+/// Fetches the checkpoints of `member`'s log above `index` from it (the
+/// first of them covers the entry at `index`) into the trust store.
+async fn fetch_checkpoints(
+    shared: &Shared,
+    member: &Member,
+    conn: &stoq::Connection,
+    index: u64,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let have = shared
+        .bundle
+        .members
+        .iter()
+        .map(|m| (m.index, if m.index == member.index { index } else { u64::MAX }))
+        .collect();
+    let body = SyncRequest { have }.encode();
+    let resp = conn
+        .call(method::SYNC, Bytes::from(body), Some(timeout))
+        .await
+        .map_err(|e| Error::from_rpc(&member.name, e))?;
+    let resp = SyncResponse::decode(&resp)?;
+    let mut covered = false;
+    for cp in resp.checkpoints {
+        let b = &cp.body;
+        let covers = b.log_id == member.index && b.batch_start <= index && index < b.tree_size;
+        if shared.trust.add_checkpoint(cp.clone()).is_ok() {
+            covered |= covers;
+            let _ = shared.store.put_checkpoint(&cp);
+        }
+    }
+    if covered {
+        Ok(())
+    } else {
+        Err(Error::Refused(Refusal::NotFound(format!(
+            "{} has no checkpoint covering its entry {index}",
+            member.name
+        ))))
+    }
+}
+
+/// Why a feed entry sets no record.
+enum Skip {
+    /// The trust store lacks the checkpoint of the entry's batch.
+    MissingCheckpoint,
+    /// The entry does not check out.
+    Refused(String),
+}
+
+/// The records one feed entry sets, if the certificate checks out:
+/// tombstones if it was revoked (so an older certificate for its names
+/// cannot take them back).
 fn accept(
     shared: &Shared,
     log: u16,
     entry: &ZoneFeedEntry,
     now: SystemTime,
-) -> Result<Vec<(String, NameRecord)>, String> {
-    let cert = Certificate::from_der(&entry.certificate).map_err(|e| format!("certificate: {e}"))?;
+) -> Result<Vec<(String, NameRecord)>, Skip> {
+    let refused = Skip::Refused;
+    let cert = Certificate::from_der(&entry.certificate).map_err(|e| refused(format!("certificate: {e}")))?;
     if issuer_of(&shared.bundle, &cert) != Some(log) {
-        return Err("not issued by the member whose feed it is in".into());
+        return Err(refused("not issued by the member whose feed it is in".into()));
     }
-    let member = shared.bundle.member(log).ok_or("unknown member")?;
-    verify_issued_by(&cert, member.key()).map_err(|e| format!("issuer signature: {e}"))?;
-    match shared.trust.verify_certificate(&cert)? {
-        CertificateStatus::Logged { log_id, leaf_index } if log_id == log && leaf_index == entry.index => {}
-        other => {
-            return Err(format!(
-                "logged as {other:?}, not at entry {} of log {log}",
-                entry.index
-            ))
+    let member = shared
+        .bundle
+        .member(log)
+        .ok_or_else(|| refused("unknown member".into()))?;
+    verify_issued_by(&cert, member.key()).map_err(|e| refused(format!("issuer signature: {e}")))?;
+    let (proof, _) = precertificate_of(&cert)
+        .map_err(|e| refused(format!("inclusion proof: {e}")))?
+        .ok_or_else(|| refused("no inclusion proof".into()))?;
+    if shared.trust.checkpoint(proof.log_id, proof.tree_size).is_none() {
+        return Err(Skip::MissingCheckpoint);
+    }
+    let revoked = shared.trust.is_revoked(log, cert.serial());
+    if !revoked {
+        match shared.trust.verify_certificate(&cert).map_err(refused)? {
+            CertificateStatus::Logged { log_id, leaf_index } if log_id == log && leaf_index == entry.index => {}
+            other => {
+                return Err(refused(format!(
+                    "logged as {other:?}, not at entry {} of log {log}",
+                    entry.index
+                )))
+            }
         }
+    } else if proof.log_id != log || proof.leaf_index != entry.index {
+        return Err(refused(format!("not logged at entry {} of log {log}", entry.index)));
     }
     if cert.not_after() <= now {
-        return Err("expired".into());
+        return Err(refused("expired".into()));
     }
-    check_address(entry.address).map_err(|e| e.to_string())?;
-    Ok(NameRecord::for_certificate(&cert, log, entry.address, &entry.services))
+    check_address(entry.address).map_err(|e| refused(e.to_string()))?;
+    let records = NameRecord::for_certificate(&cert, log, entry.address, &entry.services);
+    Ok(if revoked {
+        records.into_iter().map(|(h, r)| (h, r.tombstone())).collect()
+    } else {
+        records
+    })
 }
 
 #[cfg(test)]

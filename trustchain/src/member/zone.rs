@@ -5,8 +5,12 @@
 //!
 //! Every member ends up with the same records whatever order updates reach
 //! it in: for one name, the record of the certificate with the latest
-//! `notBefore` wins (ties broken by issuing log, then serial), revoked
-//! certificates lose their names, and expired ones are swept.
+//! `notBefore` wins (ties broken by issuing log, then serial). A revoked
+//! certificate leaves a *tombstone* for its names, ranked just above its
+//! own record: the name is withdrawn, and an older certificate for it
+//! (one a member that was down learns only later) cannot come back, until
+//! a newer certificate is issued. Records and tombstones are swept when
+//! their certificate expires.
 
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
@@ -35,6 +39,8 @@ pub(crate) struct NameRecord {
     /// The certificate's validity, ms since the epoch.
     pub(crate) not_before_ms: u64,
     pub(crate) not_after_ms: u64,
+    /// A tombstone: the certificate was revoked; nothing is published.
+    pub(crate) revoked: bool,
 }
 
 impl NameRecord {
@@ -48,7 +54,9 @@ impl NameRecord {
         for s in &self.services {
             w.str8(&s.name).u16(s.port);
         }
-        w.u64(self.not_before_ms).u64(self.not_after_ms);
+        w.u64(self.not_before_ms)
+            .u64(self.not_after_ms)
+            .u8(u8::from(self.revoked));
         w.finish()
     }
 
@@ -67,6 +75,16 @@ impl NameRecord {
             });
         }
         let (not_before_ms, not_after_ms) = (r.u64()?, r.u64()?);
+        let revoked = match r.u8()? {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(WireError {
+                    what: "zone record",
+                    reason: format!("revoked flag {other}"),
+                })
+            }
+        };
         r.finish()?;
         Ok(NameRecord {
             address,
@@ -76,6 +94,7 @@ impl NameRecord {
             services,
             not_before_ms,
             not_after_ms,
+            revoked,
         })
     }
 
@@ -86,6 +105,7 @@ impl NameRecord {
         address: Ipv6Addr,
         services: &[Service],
     ) -> Vec<(String, NameRecord)> {
+        let fingerprint = cert.fingerprint();
         cert.dns_names()
             .into_iter()
             .map(|name| {
@@ -93,12 +113,13 @@ impl NameRecord {
                     name,
                     NameRecord {
                         address,
-                        fingerprint: cert.fingerprint(),
+                        fingerprint,
                         issuer_log,
                         serial: cert.serial().to_vec(),
                         services: services.to_vec(),
                         not_before_ms: to_ms(cert.not_before()),
                         not_after_ms: to_ms(cert.not_after()),
+                        revoked: false,
                     },
                 )
             })
@@ -106,8 +127,16 @@ impl NameRecord {
     }
 
     /// Order between two records for one name: the greater one is kept.
-    fn rank(&self) -> (u64, u16, &[u8]) {
-        (self.not_before_ms, self.issuer_log, &self.serial)
+    fn rank(&self) -> (u64, u16, &[u8], bool) {
+        (self.not_before_ms, self.issuer_log, &self.serial, self.revoked)
+    }
+
+    /// The tombstone this record leaves when its certificate is revoked.
+    pub(crate) fn tombstone(&self) -> NameRecord {
+        NameRecord {
+            revoked: true,
+            ..self.clone()
+        }
     }
 }
 
@@ -157,6 +186,7 @@ impl Zone {
         })?;
         let (ok, bad): (Vec<_>, Vec<_>) = records
             .iter()
+            .filter(|(_, r)| !r.revoked)
             .map(|(h, r)| dns_record(h, r))
             .partition(|r| dns.upsert(r.clone()).is_ok());
         if !bad.is_empty() {
@@ -182,12 +212,13 @@ impl Zone {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Hosts whose record belongs to the revoked certificate.
-    pub(crate) fn hosts_of(&self, st: &RevocationStatement) -> Vec<String> {
+    /// The tombstones a revocation leaves: one per name the revoked
+    /// certificate holds now.
+    pub(crate) fn tombstones_for(&self, st: &RevocationStatement) -> Vec<(String, NameRecord)> {
         self.lock()
             .iter()
-            .filter(|(_, r)| r.issuer_log == st.issuer_log && r.serial == st.serial)
-            .map(|(h, _)| h.clone())
+            .filter(|(_, r)| !r.revoked && r.issuer_log == st.issuer_log && r.serial == st.serial)
+            .map(|(h, r)| (h.clone(), r.tombstone()))
             .collect()
     }
 
@@ -199,18 +230,20 @@ impl Zone {
         }
     }
 
-    /// Drops the names of a revoked certificate, in memory and in the store.
+    /// Withdraws the names of a revoked certificate (leaving tombstones),
+    /// in memory and in the store.
     pub(crate) async fn revoked(&self, st: &RevocationStatement, store: &Store) {
         let update = self.update().await;
-        let hosts = self.hosts_of(st);
-        if hosts.is_empty() {
+        let tombstones = self.tombstones_for(st);
+        if tombstones.is_empty() {
             return;
         }
-        if let Err(e) = store.remove_zone_hosts(&hosts) {
-            tracing::warn!(error = %e, "removing revoked names from the stored zone failed");
+        let encoded: Vec<_> = tombstones.iter().map(|(h, r)| (h.clone(), r.encode())).collect();
+        if let Err(e) = store.put_zone_records(&encoded) {
+            tracing::warn!(error = %e, "storing revoked names failed");
             return;
         }
-        update.apply(&[], &hosts);
+        update.apply(&tombstones, &[]);
     }
 
     /// Drops the names whose certificate expired before `now_ms`.
@@ -233,9 +266,9 @@ impl Zone {
         hosts.len()
     }
 
-    /// Number of names.
+    /// Number of published names.
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().values().filter(|r| !r.revoked).count()
     }
 }
 
@@ -257,18 +290,28 @@ impl ZoneUpdate<'_> {
         out
     }
 
-    /// Applies changes already stored.
+    /// Applies changes already stored, with one DNS publication.
     pub(crate) fn apply(&self, set: &[(String, NameRecord)], remove: &[String]) {
         let mut z = self.zone.lock();
         for h in remove {
             z.remove(h);
-            let _ = self.zone.dns.remove(&format!("{h}."));
         }
         for (h, r) in set {
             z.insert(h.clone(), r.clone());
-            if let Err(e) = self.zone.dns.upsert(dns_record(h, r)) {
-                tracing::warn!(host = %h, error = %e, "name not published in DNS");
-            }
+        }
+        drop(z);
+        let remove: Vec<String> = remove
+            .iter()
+            .chain(set.iter().filter(|(_, r)| r.revoked).map(|(h, _)| h))
+            .map(|h| format!("{h}."))
+            .collect();
+        let upsert = set
+            .iter()
+            .filter(|(_, r)| !r.revoked)
+            .map(|(h, r)| dns_record(h, r))
+            .collect();
+        for (host, e) in self.zone.dns.apply(&remove, upsert) {
+            tracing::warn!(%host, error = %e, "name not published in DNS");
         }
     }
 }

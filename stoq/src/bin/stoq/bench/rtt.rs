@@ -1,6 +1,6 @@
 //! Round trips per handshake through a user-space delay relay.
 //!
-//! The relay listens on `[::1]`, forwards every datagram between the
+//! The relay ([`stoq::relay::DelayRelay`]) listens on `[::1]`, forwards every datagram between the
 //! client and the server after a fixed `ONE_WAY` delay (so RTT = 2 x
 //! `ONE_WAY`) and logs each datagram's arrival. A `stoq::Endpoint` client
 //! (resumption off) dials a `stoq::Endpoint` server through a fresh relay
@@ -13,144 +13,16 @@
 //! first. Control: the same with the root certificate appended to the server's
 //! chain, which is expected to cost an extra round trip.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::pki::{self, BenchPki, CLIENT_NAME, SERVER_NAME};
 use super::report::{median, progress, Report, Row};
 use super::Settings;
 use stoq::crypto::Algorithm;
+use stoq::relay::{DelayRelay, Flights};
 
 const ONE_WAY: Duration = Duration::from_millis(25);
 const RTT: Duration = Duration::from_millis(50);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    ToServer,
-    ToClient,
-}
-
-/// A datagram seen by the relay: when it arrived, which way, its size.
-#[derive(Debug, Clone, Copy)]
-struct Seen {
-    at: Instant,
-    dir: Dir,
-    len: usize,
-}
-
-type Log = Arc<Mutex<Vec<Seen>>>;
-
-fn record(log: &Log, dir: Dir, len: usize) -> Instant {
-    let at = Instant::now();
-    log.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(Seen { at, dir, len });
-    at
-}
-
-/// The delay relay; its tasks stop when it is dropped.
-struct Relay {
-    addr: SocketAddr,
-    log: Log,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-impl Relay {
-    async fn start(server: SocketAddr) -> anyhow::Result<Relay> {
-        let front = Arc::new(UdpSocket::bind(pki::localhost()).await?);
-        let back = Arc::new(UdpSocket::bind(pki::localhost()).await?);
-        back.connect(server).await?;
-        let addr = front.local_addr()?;
-        let log: Log = Arc::default();
-        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
-        let (to_server, mut to_server_rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-        let (to_client, mut to_client_rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-        let mut tasks = Vec::new();
-        let (f, l, c) = (front.clone(), log.clone(), client.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                // Errors (ICMP unreachable after the peer left) are skipped.
-                if let Ok((n, from)) = f.recv_from(&mut buf).await {
-                    *c.lock().unwrap_or_else(|p| p.into_inner()) = Some(from);
-                    let at = record(&l, Dir::ToServer, n);
-                    let _ = to_server.send((at + ONE_WAY, buf[..n].to_vec()));
-                }
-            }
-        }));
-        let b = back.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some((due, data)) = to_server_rx.recv().await {
-                tokio::time::sleep_until(due.into()).await;
-                let _ = b.send(&data).await;
-            }
-        }));
-        let (b, l) = (back.clone(), log.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                if let Ok(n) = b.recv(&mut buf).await {
-                    let at = record(&l, Dir::ToClient, n);
-                    let _ = to_client.send((at + ONE_WAY, buf[..n].to_vec()));
-                }
-            }
-        }));
-        tasks.push(tokio::spawn(async move {
-            while let Some((due, data)) = to_client_rx.recv().await {
-                tokio::time::sleep_until(due.into()).await;
-                let dest = *client.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(dest) = dest {
-                    let _ = front.send_to(&data, dest).await;
-                }
-            }
-        }));
-        Ok(Relay { addr, log, tasks })
-    }
-}
-
-/// First flights read from a relay log.
-#[derive(Debug, Default, Clone, Copy)]
-struct Flights {
-    client_first: usize,
-    client_first_datagrams: usize,
-    server_first: usize,
-    server_first_datagrams: usize,
-}
-
-fn flights(log: &[Seen]) -> Option<Flights> {
-    // The first server datagram reaches the client ONE_WAY after the relay
-    // got it; what the client sent before is its first flight.
-    let reply_at_client = log.iter().find(|s| s.dir == Dir::ToClient)?.at + ONE_WAY;
-    let (first, later): (Vec<&Seen>, Vec<&Seen>) = log
-        .iter()
-        .filter(|s| s.dir == Dir::ToServer)
-        .partition(|s| s.at < reply_at_client);
-    // The server cannot answer the client's second flight before it
-    // arrives: everything it sent until then is its first flight.
-    let second_at_server = later.first()?.at + ONE_WAY;
-    let server: Vec<&Seen> = log
-        .iter()
-        .filter(|s| s.dir == Dir::ToClient && s.at < second_at_server)
-        .collect();
-    Some(Flights {
-        client_first: first.iter().map(|s| s.len).sum(),
-        client_first_datagrams: first.len(),
-        server_first: server.iter().map(|s| s.len).sum(),
-        server_first_datagrams: server.len(),
-    })
-}
 
 /// Handshake samples against one server: (RTTs, flights) each.
 async fn samples(
@@ -160,13 +32,12 @@ async fn samples(
 ) -> anyhow::Result<Vec<(f64, Option<Flights>)>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let relay = Relay::start(server.local_addr()?).await?;
+        let relay = DelayRelay::start(server.local_addr()?, ONE_WAY).await?;
         let start = Instant::now();
-        let conn = client.connect(relay.addr, SERVER_NAME).await?;
+        let conn = client.connect(relay.addr(), SERVER_NAME).await?;
         let rtts = start.elapsed().as_secs_f64() / RTT.as_secs_f64();
         conn.close("bench");
-        let log = relay.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        out.push((rtts, flights(&log)));
+        out.push((rtts, relay.flights()));
         // Let the close pass the relay before the next sample.
         tokio::time::sleep(RTT).await;
     }
@@ -209,7 +80,7 @@ pub(crate) async fn run(settings: &Settings, report: &mut Report) -> anyhow::Res
             "client first flight {} B in {} datagrams (budget 3x = {} B), server first flight {} B in {} datagrams",
             f.client_first,
             f.client_first_datagrams,
-            3 * f.client_first,
+            f.amplification_budget(),
             f.server_first,
             f.server_first_datagrams
         ),
