@@ -103,7 +103,8 @@ pub(crate) fn serve_feed(shared: &Shared, body: &[u8]) -> Result<Vec<u8>, Refusa
 /// checkpoint, and at every sync interval; sweeps expired names.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut changes = shared.trust.subscribe();
-    let interval = Duration::from_millis(shared.config.sync_interval_ms.max(100));
+    let mut tick = tokio::time::interval(Duration::from_millis(shared.config.sync_interval_ms.max(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         for member in shared.bundle.members.iter().filter(|m| m.index != shared.index) {
             if let Err(e) = pull(&shared, member).await {
@@ -116,7 +117,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             r = changes.changed() => if r.is_err() { return },
-            () = tokio::time::sleep(interval) => {}
+            _ = tick.tick() => {}
         }
     }
 }
