@@ -628,10 +628,7 @@ impl ZoneFeedResponse {
         w.u64(self.next).u16(self.entries.len() as u16);
         for e in &self.entries {
             w.u64(e.index).bytes32(&e.certificate).fixed(&e.address.octets());
-            w.u8(e.services.len() as u8);
-            for s in &e.services {
-                w.str8(&s.name).u16(s.port);
-            }
+            crate::request::write_services(&mut w, &e.services);
         }
         w.finish()
     }
@@ -658,14 +655,7 @@ impl ZoneFeedResponse {
             }
             let certificate = r.bytes32(16 * 1024)?.to_vec();
             let address = std::net::Ipv6Addr::from(r.array::<16>()?);
-            let k = r.count(crate::request::MAX_SERVICES)?;
-            let mut services = Vec::with_capacity(k);
-            for _ in 0..k {
-                services.push(crate::request::Service {
-                    name: r.str8(63)?,
-                    port: r.u16()?,
-                });
-            }
+            let services = crate::request::read_services(&mut r)?;
             entries.push(ZoneFeedEntry {
                 index,
                 certificate,

@@ -33,6 +33,28 @@ pub struct Service {
     pub port: u16,
 }
 
+/// Writes a service list (count, then label and port each): the one
+/// encoding requests, zone records and the zone feed share.
+pub(crate) fn write_services(w: &mut Writer, services: &[Service]) {
+    w.u8(services.len() as u8);
+    for s in services {
+        w.str8(&s.name).u16(s.port);
+    }
+}
+
+/// Reads what [`write_services`] wrote, at most [`MAX_SERVICES`].
+pub(crate) fn read_services(r: &mut Reader<'_>) -> Result<Vec<Service>, WireError> {
+    let n = r.count(MAX_SERVICES)?;
+    let mut services = Vec::with_capacity(n);
+    for _ in 0..n {
+        services.push(Service {
+            name: r.str8(63)?,
+            port: r.u16()?,
+        });
+    }
+    Ok(services)
+}
+
 /// What is requested.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBody {
@@ -89,10 +111,7 @@ impl RequestBody {
             w.str8(n);
         }
         w.fixed(&self.address.octets());
-        w.u8(self.services.len() as u8);
-        for s in &self.services {
-            w.str8(&s.name).u16(s.port);
-        }
+        write_services(w, &self.services);
         w.u32(self.lifetime_secs).fixed(&self.nonce);
     }
 
@@ -105,14 +124,7 @@ impl RequestBody {
             names.push(r.str8(253)?);
         }
         let address = Ipv6Addr::from(r.array::<16>()?);
-        let n = r.count(MAX_SERVICES)?;
-        let mut services = Vec::with_capacity(n);
-        for _ in 0..n {
-            services.push(Service {
-                name: r.str8(63)?,
-                port: r.u16()?,
-            });
-        }
+        let services = read_services(r)?;
         Ok(RequestBody {
             bundle_id,
             subject,

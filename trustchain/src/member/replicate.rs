@@ -30,7 +30,7 @@ use crate::error::{Refusal, WireError};
 use crate::inclusion::precertificate_of;
 use crate::messages::{method, SyncRequest, SyncResponse, ZoneFeedEntry, ZoneFeedRequest, ZoneFeedResponse};
 use crate::policy::check_address;
-use crate::request::{Service, MAX_SERVICES};
+use crate::request::{read_services, write_services, Service};
 use crate::revocation::issuer_of;
 use crate::time::now_ms;
 use crate::trust::CertificateStatus;
@@ -44,10 +44,7 @@ const FEED_PAGE: usize = 64;
 pub(crate) fn feed_row(serial: &[u8], address: Ipv6Addr, services: &[Service]) -> Vec<u8> {
     let mut w = Writer::new();
     w.bytes8(serial).fixed(&address.octets());
-    w.u8(services.len() as u8);
-    for s in services {
-        w.str8(&s.name).u16(s.port);
-    }
+    write_services(&mut w, services);
     w.finish()
 }
 
@@ -55,14 +52,7 @@ fn parse_feed_row(buf: &[u8]) -> Result<(Vec<u8>, Ipv6Addr, Vec<Service>), WireE
     let mut r = Reader::new(buf, "zone feed row");
     let serial = r.bytes8(20)?.to_vec();
     let address = Ipv6Addr::from(r.array::<16>()?);
-    let n = r.count(MAX_SERVICES)?;
-    let mut services = Vec::with_capacity(n);
-    for _ in 0..n {
-        services.push(Service {
-            name: r.str8(63)?,
-            port: r.u16()?,
-        });
-    }
+    let services = read_services(&mut r)?;
     r.finish()?;
     Ok((serial, address, services))
 }

@@ -21,7 +21,7 @@ use stoq::pki::Certificate;
 use crate::bundle::TrustBundle;
 use crate::dns::{MeshZone, NodeRecord, ServiceRecord, ZoneConfig};
 use crate::error::WireError;
-use crate::request::Service;
+use crate::request::{read_services, write_services, Service};
 use crate::revocation::RevocationStatement;
 use crate::store::Store;
 use crate::time::to_ms;
@@ -50,10 +50,7 @@ impl NameRecord {
             .fixed(&self.fingerprint)
             .u16(self.issuer_log)
             .bytes8(&self.serial);
-        w.u8(self.services.len() as u8);
-        for s in &self.services {
-            w.str8(&s.name).u16(s.port);
-        }
+        write_services(&mut w, &self.services);
         w.u64(self.not_before_ms)
             .u64(self.not_after_ms)
             .u8(u8::from(self.revoked));
@@ -66,14 +63,7 @@ impl NameRecord {
         let fingerprint = r.array()?;
         let issuer_log = r.u16()?;
         let serial = r.bytes8(20)?.to_vec();
-        let n = r.count(crate::request::MAX_SERVICES)?;
-        let mut services = Vec::with_capacity(n);
-        for _ in 0..n {
-            services.push(Service {
-                name: r.str8(63)?,
-                port: r.u16()?,
-            });
-        }
+        let services = read_services(&mut r)?;
         let (not_before_ms, not_after_ms) = (r.u64()?, r.u64()?);
         let revoked = match r.u8()? {
             0 => false,
