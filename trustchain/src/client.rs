@@ -152,7 +152,7 @@ impl CaClient {
     /// Sends a prepared enrollment to member `index`.
     pub async fn submit_enrollment(&self, index: u16, request: &EnrollmentRequest) -> Result<Issued> {
         let resp = self.call(index, method::ENROLL, request.encode()).await?;
-        Ok(Issued::decode(&resp)?)
+        Ok(Issued::decode_for(&resp, &request.body.subject)?)
     }
 
     async fn request_at(&self, index: u16, key: &KeyPair, what: &Enrollment, auth: Auth<'_>) -> Result<Issued> {
@@ -162,7 +162,7 @@ impl CaClient {
         };
         let request = self.prepare_at(index, key, what, auth).await?;
         let resp = self.call(index, method, request.encode()).await?;
-        Ok(Issued::decode(&resp)?)
+        Ok(Issued::decode_for(&resp, key.public_key())?)
     }
 
     async fn prepare_at(

@@ -1,7 +1,7 @@
 //! The STOQ RPC methods a member serves and their message encodings.
 
-use stoq::crypto::Signature;
-use stoq::pki::Certificate;
+use stoq::crypto::{PublicKey, Signature};
+use stoq::pki::{Certificate, CertificateError};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::WireError;
@@ -68,9 +68,22 @@ impl Issued {
 
     /// Parses the binary form.
     pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
+        Self::decode_with(buf, Certificate::from_der)
+    }
+
+    /// Parses the answer to a request for `subject`: a certificate for any
+    /// other key is refused (and the key is not decoded again).
+    pub fn decode_for(buf: &[u8], subject: &PublicKey) -> Result<Self, WireError> {
+        Self::decode_with(buf, |der| Certificate::from_der_with_key(der, subject))
+    }
+
+    fn decode_with(
+        buf: &[u8],
+        parse: impl FnOnce(&[u8]) -> Result<Certificate, CertificateError>,
+    ) -> Result<Self, WireError> {
         let mut r = Reader::new(buf, "issuance response");
         let der = r.bytes32(16 * 1024)?;
-        let certificate = Certificate::from_der(der).map_err(|e| WireError {
+        let certificate = parse(der).map_err(|e| WireError {
             what: "issuance response",
             reason: e.to_string(),
         })?;
@@ -408,6 +421,41 @@ impl TokenCreate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_issuance_response_for_another_key_is_refused() {
+        use crate::checkpoint::CheckpointBody;
+        use stoq::crypto::{Algorithm, KeyPair};
+        use stoq::pki::{issue, CertKind, CertificateParams, Issuer};
+        let ca = KeyPair::generate(Algorithm::FnDsa1024);
+        let issuer = Issuer::self_signed(ca.clone(), "CN=Test CA").unwrap();
+        let (mine, theirs) = (
+            KeyPair::generate(Algorithm::FnDsa1024),
+            KeyPair::generate(Algorithm::FnDsa1024),
+        );
+        let params = CertificateParams::new(CertKind::Leaf, "CN=node", std::time::Duration::from_secs(60));
+        let body = CheckpointBody {
+            bundle_id: [1; 32],
+            log_id: 0,
+            tree_size: 1,
+            root: [2; 32],
+            timestamp_ms: 3,
+            batch_start: 0,
+            batch_root: [2; 32],
+        };
+        let issued = Issued {
+            certificate: issue(&params, mine.public_key(), &issuer).unwrap(),
+            checkpoint: Checkpoint {
+                signatures: vec![body.sign(0, &ca).unwrap()],
+                body,
+            },
+        };
+        let bytes = issued.encode();
+        let back = Issued::decode_for(&bytes, mine.public_key()).unwrap();
+        assert_eq!(back.certificate.der(), issued.certificate.der());
+        assert!(refusal(Issued::decode_for(&bytes, theirs.public_key())).contains("another subject key"));
+        assert!(Issued::decode(&bytes).is_ok());
+    }
 
     #[test]
     fn long_verdict_reasons_are_cut_so_the_reply_decodes() {

@@ -3,14 +3,23 @@
 //! tokens and whether they were used, revocations, and the DNS zone.
 //!
 //! Everything a batch changes is written in one transaction, so a crash
-//! leaves either the whole batch or none of it. The batch being co-signed
+//! leaves either the whole batch or none of it.
+//!
+//! A certificate is stored once, in the log in place of its
+//! precertificate entry (which is the certificate's body without the
+//! inclusion proof and signature, so it is derived when read); the
+//! certificates table maps serials to log indexes. Writing the entry and
+//! the certificate separately cost nearly twice the bytes per issuance. The batch being co-signed
 //! is written first as "pending" and re-driven after a restart: a witness
 //! that signed a head never sees a different head at that size from us.
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 
+use stoq::pki::{tbs_of, tbs_remove_extension, Certificate};
+
 use crate::checkpoint::Checkpoint;
+use crate::inclusion::{precertificate_entry, INCLUSION_PROOF_OID};
 use crate::log::Hash;
 use crate::revocation::SignedRevocation;
 use crate::witness::Head;
@@ -21,7 +30,8 @@ const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("log_entri
 const LEAVES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("log_leaves");
 const CHECKPOINTS: TableDefinition<'_, (u16, u64), &[u8]> = TableDefinition::new("checkpoints");
 const WITNESS: TableDefinition<'_, u16, &[u8]> = TableDefinition::new("witness_heads");
-const CERTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("certificates");
+/// Serial -> log index of the certificate (big-endian u64).
+const CERTS: TableDefinition<'_, &[u8], u64> = TableDefinition::new("certificate_index");
 const TOKENS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tokens");
 const REVOCATIONS: TableDefinition<'_, (u16, &[u8]), &[u8]> = TableDefinition::new("revocations");
 const ZONE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("zone");
@@ -33,6 +43,25 @@ const ZONE_CURSORS: TableDefinition<'_, u16, u64> = TableDefinition::new("zone_c
 
 const PENDING_KEY: &str = "pending_batch";
 const NONCE_SECRET_KEY: &str = "nonce_secret";
+const SCHEMA_KEY: &str = "schema";
+/// Version of the table layout; a data dir of another version is refused.
+const SCHEMA: u8 = 2;
+
+/// First byte of a stored log entry that holds a whole certificate (the
+/// entry is its precertificate); entry types themselves start at 1.
+const STORED_CERTIFICATE: u8 = 0xC0;
+
+/// The log entry a stored row stands for.
+fn entry_of_row(row: &[u8]) -> Result<Vec<u8>> {
+    match row.split_first() {
+        Some((&STORED_CERTIFICATE, der)) => {
+            let cert = Certificate::from_der(der).map_err(|e| Error::Store(format!("stored certificate: {e}")))?;
+            let (body, _) = tbs_remove_extension(&tbs_of(&cert)?, &INCLUSION_PROOF_OID)?;
+            Ok(precertificate_entry(&body))
+        }
+        _ => Ok(row.to_vec()),
+    }
+}
 
 fn db_err(e: impl std::fmt::Display) -> Error {
     Error::Store(e.to_string())
@@ -86,8 +115,10 @@ pub struct BatchCommit {
     pub entries: Vec<(Vec<u8>, Hash)>,
     /// The co-signed checkpoint.
     pub checkpoint: Option<Checkpoint>,
-    /// Certificates issued (serial, DER).
-    pub certificates: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Certificates issued (log index, serial, DER). The entry at that
+    /// index must be the certificate's precertificate: the certificate is
+    /// stored in its place.
+    pub certificates: Vec<(u64, Vec<u8>, Vec<u8>)>,
     /// Tokens spent.
     pub tokens_used: Vec<[u8; 16]>,
     /// Revocations logged.
@@ -133,6 +164,22 @@ impl Store {
             txn.open_table(ZONE).map_err(db_err)?;
             txn.open_table(ZONE_FEED).map_err(db_err)?;
             txn.open_table(ZONE_CURSORS).map_err(db_err)?;
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let schema = meta.get(SCHEMA_KEY).map_err(db_err)?.map(|v| v.value().to_vec());
+            match schema.as_deref() {
+                Some([v]) if *v == SCHEMA => {}
+                None if txn.open_table(LEAVES).map_err(db_err)?.is_empty().map_err(db_err)? => {
+                    meta.insert(SCHEMA_KEY, [SCHEMA].as_slice()).map_err(db_err)?;
+                }
+                other => {
+                    return Err(Error::Store(format!(
+                        "{} was written with table layout {:?}, this build reads layout {SCHEMA}; \
+                         use a fresh data dir (trustchain init) or the trustchain build that wrote it",
+                        path.display(),
+                        other.map_or(1, |v| v.first().copied().unwrap_or(0))
+                    )))
+                }
+            }
         }
         txn.commit().map_err(db_err)?;
         Ok(Store { db })
@@ -201,7 +248,7 @@ impl Store {
         let t = txn.open_table(ENTRIES).map_err(db_err)?;
         let mut out = Vec::new();
         for row in t.range(start..end).map_err(db_err)? {
-            out.push(row.map_err(db_err)?.1.value().to_vec());
+            out.push(entry_of_row(row.map_err(db_err)?.1.value())?);
         }
         Ok(out)
     }
@@ -212,10 +259,29 @@ impl Store {
         {
             let mut entries = txn.open_table(ENTRIES).map_err(db_err)?;
             let mut leaves = txn.open_table(LEAVES).map_err(db_err)?;
+            let end = batch.start + batch.entries.len() as u64;
+            let mut stored = Vec::new();
+            let mut certs = batch.certificates.iter().peekable();
             for (i, (entry, leaf)) in batch.entries.iter().enumerate() {
                 let idx = batch.start + i as u64;
-                entries.insert(idx, entry.as_slice()).map_err(db_err)?;
+                match certs.next_if(|(at, _, _)| *at == idx) {
+                    Some((_, _, der)) => {
+                        stored.clear();
+                        stored.push(STORED_CERTIFICATE);
+                        stored.extend_from_slice(der);
+                        entries.insert(idx, stored.as_slice()).map_err(db_err)?;
+                    }
+                    None => {
+                        entries.insert(idx, entry.as_slice()).map_err(db_err)?;
+                    }
+                }
                 leaves.insert(idx, leaf.as_slice()).map_err(db_err)?;
+            }
+            if let Some((at, _, _)) = certs.next() {
+                return Err(Error::Store(format!(
+                    "certificate for entry {at} outside the batch {}..{end} or out of order",
+                    batch.start
+                )));
             }
             if let Some(cp) = &batch.checkpoint {
                 let mut t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
@@ -223,8 +289,8 @@ impl Store {
                     .map_err(db_err)?;
             }
             let mut certs = txn.open_table(CERTS).map_err(db_err)?;
-            for (serial, der) in &batch.certificates {
-                certs.insert(serial.as_slice(), der.as_slice()).map_err(db_err)?;
+            for (at, serial, _) in &batch.certificates {
+                certs.insert(serial.as_slice(), *at).map_err(db_err)?;
             }
             if let Some(cp) = &batch.checkpoint {
                 let mut tokens = txn.open_table(TOKENS).map_err(db_err)?;
@@ -390,8 +456,24 @@ impl Store {
     /// A certificate issued here, by serial.
     pub fn certificate(&self, serial: &[u8]) -> Result<Option<Vec<u8>>> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(CERTS).map_err(db_err)?;
-        Ok(t.get(serial).map_err(db_err)?.map(|v| v.value().to_vec()))
+        let Some(at) = txn
+            .open_table(CERTS)
+            .map_err(db_err)?
+            .get(serial)
+            .map_err(db_err)?
+            .map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        let entries = txn.open_table(ENTRIES).map_err(db_err)?;
+        let row = entries
+            .get(at)
+            .map_err(db_err)?
+            .ok_or_else(|| Error::Store(format!("certificate index points at missing entry {at}")))?;
+        match row.value().split_first() {
+            Some((&STORED_CERTIFICATE, der)) => Ok(Some(der.to_vec())),
+            _ => Err(Error::Store(format!("entry {at} holds no certificate"))),
+        }
     }
 
     /// Stores revocations learned from other members.
@@ -507,3 +589,7 @@ impl Store {
         ))
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -31,6 +31,24 @@ impl Certificate {
         })
     }
 
+    /// Parses DER whose subject key the caller already holds decoded (a
+    /// certificate it just signed for that key): skips decoding the key
+    /// again, and refuses a certificate for any other key.
+    pub fn from_der_with_key(der: &[u8], subject: &PublicKey) -> Result<Self, CertificateError> {
+        let parsed = x509_cert::Certificate::from_der(der)?;
+        let spki = parsed.tbs_certificate().subject_public_key_info().to_der()?;
+        if spki != subject.to_spki_der() {
+            return Err(CertificateError::Malformed(
+                "the certificate is for another subject key".into(),
+            ));
+        }
+        Ok(Certificate {
+            der: CertificateDer::from(der.to_vec()),
+            parsed,
+            public_key: subject.clone(),
+        })
+    }
+
     /// Parses one PEM `CERTIFICATE` block.
     pub fn from_pem(pem: &str) -> Result<Self, CertificateError> {
         let (label, der) =

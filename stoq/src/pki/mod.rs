@@ -20,7 +20,7 @@ pub use algorithms::{Falcon1024Verify, COMPAT_ALGORITHMS, FALCON1024, POST_QUANT
 
 pub use build::{issue, CertKind, CertificateParams, Issuer};
 pub use cert::Certificate;
-pub use tbs::{sign_tbs, tbs_add_extension, tbs_certificate, tbs_of, tbs_remove_extension};
+pub use tbs::{sign_tbs, sign_tbs_for, tbs_add_extension, tbs_certificate, tbs_of, tbs_remove_extension};
 pub use verify::{CertificateCheck, ChainVerifier, KeyPurpose, TrustAnchors, VerifiedChain};
 
 /// The OID arc for the stack's private X.509 extensions

@@ -96,6 +96,18 @@ pub fn tbs_remove_extension(
 /// Signs a to-be-signed certificate with `issuer`, after checking it names
 /// that issuer and its signature algorithm.
 pub fn sign_tbs(tbs_der: &[u8], issuer: &Issuer) -> Result<Certificate, CertificateError> {
+    Certificate::from_der(&sign_tbs_der(tbs_der, issuer)?)
+}
+
+/// [`sign_tbs`] for a body whose subject key the caller holds decoded (a
+/// CA signing a request's key): the key is not decoded again, and a body
+/// for another key is refused.
+pub fn sign_tbs_for(tbs_der: &[u8], issuer: &Issuer, subject: &PublicKey) -> Result<Certificate, CertificateError> {
+    Certificate::from_der_with_key(&sign_tbs_der(tbs_der, issuer)?, subject)
+}
+
+/// Signs a body as `issuer`; the certificate's DER.
+fn sign_tbs_der(tbs_der: &[u8], issuer: &Issuer) -> Result<Vec<u8>, CertificateError> {
     let tbs = TbsFields::from_der(tbs_der)?;
     if tbs.issuer != *issuer.name() {
         return Err(CertificateError::Issue(
@@ -116,7 +128,7 @@ pub fn sign_tbs(tbs_der: &[u8], issuer: &Issuer) -> Result<Certificate, Certific
         tbs_certificate: tbs,
         signature: BitString::from_bytes(sig.as_bytes())?,
     };
-    Certificate::from_der(&cert.to_der()?)
+    Ok(cert.to_der()?)
 }
 
 /// The DER of a certificate's to-be-signed part.

@@ -280,3 +280,25 @@ fn precertificate_body_survives_adding_and_removing_an_extension() {
     let other = pki_named(Algorithm::FnDsa1024, "CN=Other Root,O=Stack,C=NL");
     assert!(sign_tbs(&tbs, &other.issuer).is_err());
 }
+
+#[test]
+fn signing_for_a_known_subject_key_refuses_a_body_for_another_key() {
+    let p = pki(Algorithm::FnDsa1024);
+    let key = KeyPair::generate(Algorithm::FnDsa1024);
+    let other = KeyPair::generate(Algorithm::FnDsa1024);
+    let params = CertificateParams::new(CertKind::Leaf, "CN=node", DAY).with_dns_names(["node-1.mesh"]);
+    let body = tbs_certificate(&params, key.public_key(), &p.issuer).unwrap();
+    let cert = sign_tbs_for(&body, &p.issuer, key.public_key()).unwrap();
+    assert_eq!(cert.public_key(), key.public_key());
+    let parsed = Certificate::from_der(cert.der()).unwrap();
+    assert_eq!(
+        parsed.public_key(),
+        key.public_key(),
+        "the key given is the key in the certificate"
+    );
+    verifier(&p)
+        .verify(cert.der(), &[], &server("node-1.mesh"), SystemTime::now())
+        .unwrap();
+    assert!(sign_tbs_for(&body, &p.issuer, other.public_key()).is_err());
+    assert!(Certificate::from_der_with_key(cert.der(), other.public_key()).is_err());
+}

@@ -9,27 +9,30 @@
 //! the QUIC drivers that feed the next batch.
 
 use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use stoq::crypto::merkle_leaf_hash;
-use stoq::pki::{sign_tbs, tbs_add_extension, Certificate};
+use stoq::crypto::PublicKey;
+use stoq::pki::{sign_tbs_for, tbs_add_extension, Certificate};
 
-use super::pipeline::{token_of, Outcome};
+use super::pipeline::{token_of, LogEntry, Outcome};
 use super::replicate::feed_row;
 use super::zone::NameRecord;
 use super::Shared;
 use crate::checkpoint::Checkpoint;
 use crate::inclusion::InclusionProof;
-use crate::log::{Hash, MerkleTree};
+use crate::log::MerkleTree;
 use crate::messages::{topic, Issued};
 use crate::revocation::SignedRevocation;
 use crate::store::BatchCommit;
 use crate::witness::{BatchItem, CosignRequest};
 use crate::Error;
 
-pub(super) fn batch_leaves(req: &CosignRequest) -> Vec<(Vec<u8>, Hash)> {
+/// The log entries of a batch whose jobs are gone (a pending batch).
+pub(super) fn batch_leaves(req: &CosignRequest) -> Vec<LogEntry> {
     req.items
         .iter()
         .map(|i| {
@@ -43,41 +46,67 @@ pub(super) fn batch_leaves(req: &CosignRequest) -> Vec<(Vec<u8>, Hash)> {
 /// Adds the inclusion proofs and signs the batch's certificates, in log
 /// order, on every core. The proofs lead to the batch root, which the
 /// request already fixes, so this runs while the witnesses sign the head.
-pub(super) async fn sign_certificates(shared: &Arc<Shared>, req: &CosignRequest) -> Result<Vec<Certificate>, Error> {
+///
+/// Workers take the next certificate as they go rather than a fixed share,
+/// so a worker slowed by the runtime's threads does not leave the other
+/// cores idle at the end of the round; each builds its certificates'
+/// bodies too, so the pipeline task does no per-certificate work here.
+pub(super) async fn sign_certificates(
+    shared: &Arc<Shared>,
+    req: &CosignRequest,
+    entries: &[LogEntry],
+) -> Result<Vec<Certificate>, Error> {
     let body = &req.body;
-    let batch_tree = MerkleTree::from_leaf_hashes(batch_leaves(req).into_iter().map(|(_, h)| h));
-    let mut bodies = Vec::new();
-    for (i, item) in req.items.iter().enumerate() {
-        if let BatchItem::Issue { precert, .. } = item {
-            let proof = InclusionProof {
-                log_id: body.log_id,
-                tree_size: body.tree_size,
-                leaf_index: body.batch_start + i as u64,
-                path: batch_tree.inclusion_proof(i as u64, batch_tree.size())?,
-            };
-            bodies.push(tbs_add_extension(precert, proof.to_extension()?)?);
-        }
-    }
+    let batch_tree = MerkleTree::from_leaf_hashes(entries.iter().map(|(_, h)| *h));
+    // (leaf index in the batch, precertificate, subject key)
+    let precerts: Vec<(u64, Vec<u8>, PublicKey)> = req
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item {
+            BatchItem::Issue { precert, request } => Some((i as u64, precert.clone(), request.body.subject.clone())),
+            BatchItem::Revoke(_) => None,
+        })
+        .collect();
+    let count = precerts.len();
+    let work = Arc::new((precerts, batch_tree, body.log_id, body.tree_size, body.batch_start));
+    let next = Arc::new(AtomicUsize::new(0));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let chunk = bodies.len().div_ceil(cores).max(1);
     let mut tasks = Vec::new();
-    while !bodies.is_empty() {
-        let part: Vec<Vec<u8>> = bodies.drain(..chunk.min(bodies.len())).collect();
-        let shared = shared.clone();
+    for _ in 0..cores.min(count) {
+        let (shared, work, next) = (shared.clone(), work.clone(), next.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
-            part.iter()
-                .map(|tbs| sign_tbs(tbs, &shared.issuer).map_err(Error::from))
-                .collect::<Result<Vec<_>, _>>()
+            let (precerts, batch_tree, log_id, tree_size, batch_start) = &*work;
+            let mut signed = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some((i, precert, subject)) = precerts.get(n) else {
+                    break;
+                };
+                let proof = InclusionProof {
+                    log_id: *log_id,
+                    tree_size: *tree_size,
+                    leaf_index: batch_start + i,
+                    path: batch_tree.inclusion_proof(*i, batch_tree.size())?,
+                };
+                let tbs = tbs_add_extension(precert, proof.to_extension()?)?;
+                signed.push((n, sign_tbs_for(&tbs, &shared.issuer, subject)?));
+            }
+            Ok::<_, Error>(signed)
         }));
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Option<Certificate>> = (0..count).map(|_| None).collect();
     for task in tasks {
         let part = task
             .await
             .map_err(|e| Error::Store(format!("signing task failed: {e}")))??;
-        out.extend(part);
+        for (n, cert) in part {
+            out[n] = Some(cert);
+        }
     }
-    Ok(out)
+    out.into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Error::Store("a certificate was not signed".into()))
 }
 
 /// Builds the certificates' and revocations' outcomes of a co-signed batch
@@ -87,7 +116,7 @@ pub(super) async fn commit(
     req: &CosignRequest,
     cp: &Checkpoint,
     certificates: Vec<Certificate>,
-    entries: Vec<(Vec<u8>, Hash)>,
+    entries: Vec<LogEntry>,
 ) -> Result<Vec<Outcome>, Error> {
     let body = &cp.body;
     let mut commit = BatchCommit {
@@ -109,7 +138,9 @@ pub(super) async fn commit(
                 let cert = certificates
                     .next()
                     .ok_or_else(|| Error::Store("certificate count mismatch".into()))?;
-                commit.certificates.push((cert.serial().to_vec(), cert.der().to_vec()));
+                commit
+                    .certificates
+                    .push((body.batch_start + i as u64, cert.serial().to_vec(), cert.der().to_vec()));
                 if let Some(id) = token_of(item) {
                     commit.tokens_used.push(id);
                 }

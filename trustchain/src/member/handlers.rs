@@ -4,7 +4,6 @@ use bytes::Bytes;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use stoq::endpoint::{RpcError, RpcRequest};
@@ -115,13 +114,9 @@ fn observed_ip(req: &RpcRequest) -> Option<Ipv6Addr> {
 
 async fn submit(jobs: &mpsc::Sender<Job>, item: BatchItem) -> Result<Outcome, Refusal> {
     let (tx, rx) = oneshot::channel();
-    jobs.send(Job {
-        item,
-        admitted: Instant::now(),
-        reply: tx,
-    })
-    .await
-    .map_err(|_| Refusal::Unavailable("the member is shutting down".into()))?;
+    jobs.send(Job::new(item, tx))
+        .await
+        .map_err(|_| Refusal::Unavailable("the member is shutting down".into()))?;
     rx.await
         .map_err(|_| Refusal::Unavailable("the issuance pipeline stopped".into()))?
 }

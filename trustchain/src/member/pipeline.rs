@@ -50,8 +50,28 @@ pub(crate) enum Outcome {
 /// One queued request.
 pub(crate) struct Job {
     pub(crate) item: BatchItem,
+    /// The item's log entry and its leaf hash, computed by the handler
+    /// (on any core) rather than by the one pipeline task.
+    pub(crate) entry: LogEntry,
     pub(crate) admitted: Instant,
     pub(crate) reply: oneshot::Sender<Result<Outcome, Refusal>>,
+}
+
+/// A log entry with its Merkle leaf hash.
+pub(crate) type LogEntry = (Vec<u8>, Hash);
+
+impl Job {
+    /// A job for `item`, admitted now.
+    pub(crate) fn new(item: BatchItem, reply: oneshot::Sender<Result<Outcome, Refusal>>) -> Self {
+        let entry = item.log_entry();
+        let leaf = merkle_leaf_hash(&entry);
+        Job {
+            item,
+            entry: (entry, leaf),
+            admitted: Instant::now(),
+            reply,
+        }
+    }
 }
 
 /// Co-sign request modes.
@@ -172,13 +192,12 @@ fn drop_spent_tokens(shared: &Shared, jobs: Vec<Job>, staged: &[[u8; 16]]) -> Ve
 }
 
 /// Builds the co-sign request for `items` on top of the current log.
-fn build_request(shared: &Shared, items: Vec<BatchItem>) -> Result<CosignRequest, Error> {
+fn build_request(shared: &Shared, items: Vec<BatchItem>, leaves: &[Hash]) -> Result<CosignRequest, Error> {
     let tree = shared.tree();
     let start = tree.size();
     let prev_frontier = Frontier::from_tree(&tree, start)?;
-    let leaves: Vec<Hash> = items.iter().map(|i| merkle_leaf_hash(&i.log_entry())).collect();
     let mut frontier = prev_frontier.clone();
-    for l in &leaves {
+    for l in leaves {
         frontier.push(*l);
     }
     let body = CheckpointBody {
@@ -188,7 +207,7 @@ fn build_request(shared: &Shared, items: Vec<BatchItem>) -> Result<CosignRequest
         root: frontier.root(),
         timestamp_ms: now_ms(),
         batch_start: start,
-        batch_root: MerkleTree::from_leaf_hashes(leaves).root(),
+        batch_root: MerkleTree::from_leaf_hashes(leaves.iter().copied()).root(),
     };
     Ok(CosignRequest {
         body,
@@ -206,7 +225,8 @@ async fn run_round(shared: &Arc<Shared>, jobs: Vec<Job>, staged: &mut Option<Sta
         return;
     }
     let items: Vec<BatchItem> = jobs.iter().map(|j| j.item.clone()).collect();
-    let req = match build_request(shared, items) {
+    let leaves: Vec<Hash> = jobs.iter().map(|j| j.entry.1).collect();
+    let req = match build_request(shared, items, &leaves) {
         Ok(r) => r,
         Err(e) => return fail_all(shared, jobs, Refusal::Unavailable(e.to_string())),
     };
@@ -231,17 +251,33 @@ async fn run_round(shared: &Arc<Shared>, jobs: Vec<Job>, staged: &mut Option<Sta
     let req = if kept.len() == req.items.len() {
         req
     } else {
-        match build_request(shared, kept.iter().map(|j| j.item.clone()).collect()) {
+        let leaves: Vec<Hash> = kept.iter().map(|j| j.entry.1).collect();
+        match build_request(shared, kept.iter().map(|j| j.item.clone()).collect(), &leaves) {
             Ok(r) => r,
             Err(e) => return fail_all(shared, kept, Refusal::Unavailable(e.to_string())),
         }
     };
-    let replies: Vec<_> = kept.into_iter().map(|j| (j.admitted, j.reply)).collect();
-    let pending = req.encode();
+    let mut entries = Vec::with_capacity(kept.len());
+    let mut replies = Vec::with_capacity(kept.len());
+    for j in kept {
+        entries.push(j.entry);
+        replies.push((j.admitted, j.reply));
+    }
+    // Only witnesses need the batch stored as pending (see
+    // `collect_signatures`).
+    let pending = (shared.bundle.threshold() > 1).then(|| req.encode());
     let started = Instant::now();
-    match sign_round(shared, &req, Some(pending), staged.take()).await {
+    match sign_round(shared, &req, &entries, pending, staged.take()).await {
         Ok((checkpoint, certificates)) => {
-            *staged = Some(stage_commit(shared, req, checkpoint, certificates, replies, started));
+            *staged = Some(stage_commit(
+                shared,
+                req,
+                entries,
+                checkpoint,
+                certificates,
+                replies,
+                started,
+            ));
         }
         Err(e) => {
             warn!(error = %e, "co-signing failed; the batch stays pending");
@@ -266,10 +302,19 @@ type Verdicts = Vec<(u16, u16, String)>;
 
 /// Completes the batch a previous run left pending (no one waits for it).
 async fn retry_pending(shared: &Arc<Shared>, req: CosignRequest) -> Result<(), Refusal> {
-    let (checkpoint, certificates) = sign_round(shared, &req, None, None).await?;
-    if stage_commit(shared, req, checkpoint, certificates, Vec::new(), Instant::now())
-        .landed()
-        .await
+    let entries = super::finalize::batch_leaves(&req);
+    let (checkpoint, certificates) = sign_round(shared, &req, &entries, None, None).await?;
+    if stage_commit(
+        shared,
+        req,
+        entries,
+        checkpoint,
+        certificates,
+        Vec::new(),
+        Instant::now(),
+    )
+    .landed()
+    .await
     {
         Ok(())
     } else {
@@ -284,6 +329,7 @@ async fn retry_pending(shared: &Arc<Shared>, req: CosignRequest) -> Result<(), R
 async fn sign_round(
     shared: &Arc<Shared>,
     req: &CosignRequest,
+    entries: &[LogEntry],
     pending: Option<Vec<u8>>,
     previous: Option<Staged>,
 ) -> Result<(Checkpoint, Vec<Certificate>), Refusal> {
@@ -300,7 +346,7 @@ async fn sign_round(
         }
         collect_signatures(shared, req, pending).await
     };
-    let (certificates, checkpoint) = tokio::join!(super::finalize::sign_certificates(shared, req), head);
+    let (certificates, checkpoint) = tokio::join!(super::finalize::sign_certificates(shared, req, entries), head);
     let checkpoint = checkpoint.inspect_err(|_| {
         shared.metrics.quorum_failures.inc();
     })?;
@@ -314,12 +360,12 @@ async fn sign_round(
 fn stage_commit(
     shared: &Arc<Shared>,
     req: CosignRequest,
+    entries: Vec<LogEntry>,
     checkpoint: Checkpoint,
     certificates: Vec<Certificate>,
     replies: Vec<Reply>,
     started: Instant,
 ) -> Staged {
-    let entries = super::finalize::batch_leaves(&req);
     {
         let mut tree = shared.tree.write().unwrap_or_else(|p| p.into_inner());
         for (_, h) in &entries {
