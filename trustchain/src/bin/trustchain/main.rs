@@ -9,13 +9,6 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
-// The issuance path allocates and frees many few-kilobyte buffers
-// (requests, precertificates, certificates) across threads; mimalloc's
-// per-thread free lists measured a few per cent of the daemon's CPU below
-// glibc's allocator (see trustchain/DESIGN.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// TrustChain, the post-quantum k-of-n certificate authority of the stack.
 #[derive(Debug, Parser)]
 #[command(name = "trustchain", version, about)]
