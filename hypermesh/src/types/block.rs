@@ -1,0 +1,213 @@
+//! Blocks: a header that commits to everything (transactions, state after
+//! executing them, results, validator set, the proofs), the transactions,
+//! and the commit certificate, which signs the header's hash and so cannot
+//! be inside it.
+
+use stoq::crypto::{merkle_root, sha3_256};
+
+use super::tx::{AccountId, Transaction, MAX_TX_BYTES};
+use super::{check_version, ENCODING_VERSION, MAX_CHAIN_ID};
+use crate::codec::{check_len, Hash, ReadExt, Reader, WriteExt, Writer};
+use crate::error::{Error, Result};
+
+/// Most transactions in one block.
+pub const MAX_BLOCK_TXS: usize = 8_192;
+/// Largest encoded block, in bytes.
+pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+/// Largest proof in the proof section, in bytes.
+pub const MAX_PROOF_BYTES: usize = 64 * 1024;
+/// Largest commit certificate, in bytes (about 150 FN-DSA signatures).
+pub const MAX_COMMIT_BYTES: usize = 256 * 1024;
+
+const HEADER_DOMAIN: &[u8] = b"hypermesh/header/v1";
+
+/// The consensus proofs a header carries. The proof of work travels in
+/// each transaction; space and time proofs and the stake evidence are
+/// filled in by the BFT engine (empty on a single-validator chain).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProofSection {
+    /// Proof of space: the answer to the parent-derived plot challenge.
+    pub space: Vec<u8>,
+    /// Proof of time: the VDF output and proof over the parent hash.
+    pub time: Vec<u8>,
+    /// Proof of stake: the parent's commit certificate, so a block binds
+    /// the signatures that finalized its parent.
+    pub stake: Vec<u8>,
+}
+
+impl ProofSection {
+    fn write(&self, w: &mut Writer) -> Result<()> {
+        for (what, p) in [
+            ("space proof", &self.space),
+            ("time proof", &self.time),
+            ("stake proof", &self.stake),
+        ] {
+            check_len(what, p.len(), MAX_PROOF_BYTES)?;
+            w.bytes32(p);
+        }
+        Ok(())
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(ProofSection {
+            space: r.bytes32(MAX_PROOF_BYTES)?.to_vec(),
+            time: r.bytes32(MAX_PROOF_BYTES)?.to_vec(),
+            stake: r.bytes32(MAX_PROOF_BYTES)?.to_vec(),
+        })
+    }
+}
+
+/// A block header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// The chain.
+    pub chain_id: String,
+    /// Height (genesis state is height 0; the first block is 1).
+    pub height: u64,
+    /// Hash of the parent header (zero for the first block).
+    pub parent_hash: Hash,
+    /// Proposer's clock, ms since the Unix epoch; above the parent's.
+    pub timestamp_ms: u64,
+    /// The proposing validator's account.
+    pub proposer: AccountId,
+    /// Merkle root (RFC 9162, SHA3-256) of the transactions' encodings.
+    pub tx_root: Hash,
+    /// State root after executing this block.
+    pub state_root: Hash,
+    /// Hash of the validator set that must commit this block.
+    pub validator_set_hash: Hash,
+    /// Merkle root of the transactions' receipts.
+    pub result_root: Hash,
+    /// The consensus proofs.
+    pub proofs: ProofSection,
+}
+
+impl BlockHeader {
+    fn write(&self, w: &mut Writer) -> Result<()> {
+        check_len("chain id", self.chain_id.len(), MAX_CHAIN_ID)?;
+        w.u8(ENCODING_VERSION)
+            .str8(&self.chain_id)
+            .u64(self.height)
+            .hash(&self.parent_hash)
+            .u64(self.timestamp_ms)
+            .hash(&self.proposer)
+            .hash(&self.tx_root)
+            .hash(&self.state_root)
+            .hash(&self.validator_set_hash)
+            .hash(&self.result_root);
+        self.proofs.write(w)
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        check_version("block header", r.u8()?)?;
+        Ok(BlockHeader {
+            chain_id: r.str8(MAX_CHAIN_ID)?,
+            height: r.u64()?,
+            parent_hash: r.hash()?,
+            timestamp_ms: r.u64()?,
+            proposer: r.hash()?,
+            tx_root: r.hash()?,
+            state_root: r.hash()?,
+            validator_set_hash: r.hash()?,
+            result_root: r.hash()?,
+            proofs: ProofSection::read(r)?,
+        })
+    }
+
+    /// The canonical encoding.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        self.write(&mut w)?;
+        Ok(w.finish())
+    }
+
+    /// Decodes a header, refusing trailing bytes.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf, "block header");
+        let h = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(h)
+    }
+
+    /// The block hash: SHA3-256 of the domain and the header's encoding
+    /// (what votes and the commit certificate sign).
+    pub fn hash(&self) -> Result<Hash> {
+        let mut w = Writer::with_domain(HEADER_DOMAIN);
+        self.write(&mut w)?;
+        Ok(sha3_256(w.as_slice()))
+    }
+}
+
+/// A block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// The header.
+    pub header: BlockHeader,
+    /// The transactions, in execution order.
+    pub txs: Vec<Transaction>,
+    /// The commit certificate for this block (signatures over its hash by
+    /// more than 2/3 of the voting power); empty until committed.
+    pub commit: Vec<u8>,
+}
+
+impl Block {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        if self.txs.len() > MAX_BLOCK_TXS {
+            return Err(Error::Encode {
+                what: "block",
+                reason: format!("{} transactions exceed the limit of {MAX_BLOCK_TXS}", self.txs.len()),
+            });
+        }
+        check_len("commit certificate", self.commit.len(), MAX_COMMIT_BYTES)?;
+        let mut w = Writer::new();
+        self.header.write(&mut w)?;
+        w.u32(self.txs.len() as u32);
+        for tx in &self.txs {
+            w.bytes32(&tx.encode()?);
+        }
+        w.bytes32(&self.commit);
+        let out = w.finish();
+        check_len("block", out.len(), MAX_BLOCK_BYTES)?;
+        Ok(out)
+    }
+
+    /// Decodes a block, refusing anything but its canonical encoding
+    /// within the limits. Checks nothing else (not even the roots).
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        if buf.len() > MAX_BLOCK_BYTES {
+            return Err(Error::Decode {
+                what: "block",
+                reason: format!("{} bytes exceed the limit of {MAX_BLOCK_BYTES}", buf.len()),
+            });
+        }
+        let mut r = Reader::new(buf, "block");
+        let header = BlockHeader::read(&mut r)?;
+        let n = r.count32(MAX_BLOCK_TXS)?;
+        // Each transaction takes at least its 4-byte length: refuse a count
+        // the remaining bytes cannot hold before reserving for it.
+        if n.saturating_mul(4) > r.remaining() {
+            return Err(Error::Decode {
+                what: "block",
+                reason: format!("{n} transactions cannot fit in {} bytes", r.remaining()),
+            });
+        }
+        let mut txs = Vec::with_capacity(n);
+        for i in 0..n {
+            let bytes = r.bytes32(MAX_TX_BYTES)?;
+            txs.push(Transaction::decode(bytes).map_err(|e| Error::Decode {
+                what: "block",
+                reason: format!("transaction {i}: {e}"),
+            })?);
+        }
+        let commit = r.bytes32(MAX_COMMIT_BYTES)?.to_vec();
+        r.finish()?;
+        Ok(Block { header, txs, commit })
+    }
+
+    /// The Merkle root of `txs`' encodings, as the header's `tx_root`.
+    pub fn tx_root(txs: &[Transaction]) -> Result<Hash> {
+        let encoded = txs.iter().map(Transaction::encode).collect::<Result<Vec<_>>>()?;
+        Ok(merkle_root(&encoded))
+    }
+}

@@ -1,0 +1,27 @@
+//! Transactions and blocks.
+
+mod block;
+mod tx;
+
+#[cfg(test)]
+mod prop_tests;
+
+pub use block::{Block, BlockHeader, ProofSection, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_COMMIT_BYTES, MAX_PROOF_BYTES};
+pub use tx::{AccountId, Call, Transaction, UnsignedTransaction, MAX_ARGS_BYTES, MAX_NAME, MAX_TX_BYTES};
+
+/// Version byte of the current encodings.
+pub const ENCODING_VERSION: u8 = 1;
+
+/// Longest chain id, in bytes.
+pub const MAX_CHAIN_ID: usize = 64;
+
+fn check_version(what: &'static str, got: u8) -> crate::Result<()> {
+    if got == ENCODING_VERSION {
+        Ok(())
+    } else {
+        Err(crate::Error::Decode {
+            what,
+            reason: format!("encoding version {got}, this node reads {ENCODING_VERSION}"),
+        })
+    }
+}

@@ -1,0 +1,311 @@
+//! Transactions: who calls which module method, paying what, signed with
+//! FN-DSA-1024 and carrying a proof of work.
+//!
+//! The signature and the proof of work both cover the *signing bytes*:
+//! every field but the proof-of-work nonce and the signature, after a
+//! domain prefix. So a client may sign once and then search for the nonce,
+//! and a node checks the cheap proof of work before the signature.
+
+use stoq::crypto::{sha3_256, Algorithm, KeyPair, PublicKey, Signature};
+
+use super::{check_version, ENCODING_VERSION, MAX_CHAIN_ID};
+use crate::codec::{check_len, Hash, ReadExt, Reader, WriteExt, Writer};
+use crate::error::{Error, Result, TxError};
+
+/// Largest encoded transaction, in bytes.
+pub const MAX_TX_BYTES: usize = 96 * 1024;
+/// Largest call argument, in bytes.
+pub const MAX_ARGS_BYTES: usize = 64 * 1024;
+/// Longest module or method name, in bytes.
+pub const MAX_NAME: usize = 32;
+
+const SIGNING_DOMAIN: &[u8] = b"hypermesh/tx/v1";
+
+/// An account: the SHA3-256 of the owner key's SubjectPublicKeyInfo (the
+/// same id STOQ gives the node that holds the key).
+pub type AccountId = [u8; 32];
+
+/// A call into a module of the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The module (`bank`, `staking`, ...).
+    pub module: String,
+    /// The method within it.
+    pub method: String,
+    /// The method's arguments, encoded the way the module defines.
+    pub args: Vec<u8>,
+}
+
+impl Call {
+    fn write(&self, w: &mut Writer) -> Result<()> {
+        check_len("call module", self.module.len(), MAX_NAME)?;
+        check_len("call method", self.method.len(), MAX_NAME)?;
+        check_len("call arguments", self.args.len(), MAX_ARGS_BYTES)?;
+        w.str8(&self.module).str8(&self.method).bytes32(&self.args);
+        Ok(())
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Call {
+            module: r.str8(MAX_NAME)?,
+            method: r.str8(MAX_NAME)?,
+            args: r.bytes32(MAX_ARGS_BYTES)?.to_vec(),
+        })
+    }
+}
+
+/// Everything a sender signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsignedTransaction {
+    /// The chain it is for.
+    pub chain_id: String,
+    /// The sender's key (FN-DSA-1024); the account is its id.
+    pub sender: PublicKey,
+    /// The sender's sequence number: exactly one more than its last.
+    pub nonce: u64,
+    /// The last height at which it may be included.
+    pub expiry_height: u64,
+    /// Most gas it may use.
+    pub gas_limit: u64,
+    /// Fee in the native token, charged whether or not the call succeeds.
+    pub fee: u128,
+    /// What it does.
+    pub call: Call,
+}
+
+impl UnsignedTransaction {
+    /// The bytes the signature and the proof of work cover.
+    pub fn signing_bytes(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::with_domain(SIGNING_DOMAIN);
+        self.write(&mut w)?;
+        Ok(w.finish())
+    }
+
+    fn write(&self, w: &mut Writer) -> Result<()> {
+        check_len("chain id", self.chain_id.len(), MAX_CHAIN_ID)?;
+        w.u8(ENCODING_VERSION)
+            .str8(&self.chain_id)
+            .key(&self.sender)
+            .u64(self.nonce)
+            .u64(self.expiry_height)
+            .u64(self.gas_limit)
+            .u128(self.fee);
+        self.call.write(w)
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        check_version("transaction", r.u8()?)?;
+        Ok(UnsignedTransaction {
+            chain_id: r.str8(MAX_CHAIN_ID)?,
+            sender: r.key()?,
+            nonce: r.u64()?,
+            expiry_height: r.u64()?,
+            gas_limit: r.u64()?,
+            fee: r.u128()?,
+            call: Call::read(r)?,
+        })
+    }
+
+    /// Signs with `key` (which must be the sender's); the proof-of-work
+    /// nonce is left at 0 for [`crate::pow::solve`] to fill in.
+    pub fn sign(self, key: &KeyPair) -> Result<Transaction> {
+        if key.public_key() != &self.sender {
+            return Err(Error::Signing("the key is not the sender's".into()));
+        }
+        let signature = key
+            .sign(&self.signing_bytes()?)
+            .map_err(|e| Error::Signing(e.to_string()))?;
+        Ok(Transaction {
+            body: self,
+            pow_nonce: 0,
+            signature,
+        })
+    }
+
+    /// The sender's account.
+    pub fn sender_id(&self) -> AccountId {
+        self.sender.node_id().0
+    }
+
+    /// Fee per unit of gas limit (what the mempool orders by).
+    pub fn fee_per_gas(&self) -> u128 {
+        self.fee / u128::from(self.gas_limit.max(1))
+    }
+}
+
+/// A signed transaction with its proof of work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    /// What was signed.
+    pub body: UnsignedTransaction,
+    /// The proof-of-work nonce (see [`crate::pow`]).
+    pub pow_nonce: u64,
+    /// FN-DSA-1024 signature over the signing bytes.
+    pub signature: Signature,
+}
+
+impl Transaction {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        self.body.write(&mut w)?;
+        w.u64(self.pow_nonce).sig(&self.signature);
+        let out = w.finish();
+        check_len("transaction", out.len(), MAX_TX_BYTES)?;
+        Ok(out)
+    }
+
+    /// Decodes a transaction, refusing anything but its one canonical
+    /// encoding within the size limits. Checks nothing else.
+    pub fn decode(buf: &[u8]) -> Result<Self, TxError> {
+        if buf.len() > MAX_TX_BYTES {
+            return Err(TxError::Oversized {
+                size: buf.len(),
+                limit: MAX_TX_BYTES,
+            });
+        }
+        let malformed = |e: Error| TxError::Malformed(e.to_string());
+        let mut r = Reader::new(buf, "transaction");
+        let body = UnsignedTransaction::read(&mut r).map_err(malformed)?;
+        let pow_nonce = r.u64().map_err(|e| malformed(e.into()))?;
+        let signature = r.sig().map_err(|e| malformed(e.into()))?;
+        r.finish().map_err(|e| malformed(e.into()))?;
+        Ok(Transaction {
+            body,
+            pow_nonce,
+            signature,
+        })
+    }
+
+    /// The transaction id: SHA3-256 of the canonical encoding.
+    pub fn hash(&self) -> Result<Hash> {
+        Ok(sha3_256(&self.encode()?))
+    }
+
+    /// Checks what needs no chain state, cheapest first: the chain id, the
+    /// proof of work, the key algorithm, then the signature.
+    pub fn check_stateless(&self, chain_id: &str, pow_bits: u32) -> Result<(), TxError> {
+        if self.body.chain_id != chain_id {
+            return Err(TxError::WrongChain {
+                got: self.body.chain_id.clone(),
+                expected: chain_id.into(),
+            });
+        }
+        let signing = self
+            .body
+            .signing_bytes()
+            .map_err(|e| TxError::Malformed(e.to_string()))?;
+        let got = crate::pow::work_bits(&signing, self.pow_nonce);
+        if got < pow_bits {
+            return Err(TxError::InsufficientWork { got, needed: pow_bits });
+        }
+        if self.body.sender.algorithm() != Algorithm::FnDsa1024 {
+            return Err(TxError::KeyAlgorithm);
+        }
+        self.body
+            .sender
+            .verify(&signing, &self.signature)
+            .map_err(|_| TxError::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHAIN: &str = "hypermesh-test";
+    const BITS: u32 = 8;
+
+    fn signed(key: &KeyPair, args: Vec<u8>) -> Transaction {
+        let body = UnsignedTransaction {
+            chain_id: CHAIN.into(),
+            sender: key.public_key().clone(),
+            nonce: 1,
+            expiry_height: 100,
+            gas_limit: 50_000,
+            fee: 1_000,
+            call: Call {
+                module: "bank".into(),
+                method: "transfer".into(),
+                args,
+            },
+        };
+        let signing = body.signing_bytes().expect("bytes");
+        let mut tx = body.sign(key).expect("sign");
+        tx.pow_nonce = crate::pow::solve(&signing, BITS, 0, 1 << 24).expect("work");
+        tx
+    }
+
+    #[test]
+    fn each_stateless_fault_has_its_own_refusal() {
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        let tx = signed(&key, vec![1, 2, 3]);
+        assert_eq!(tx.check_stateless(CHAIN, BITS), Ok(()));
+
+        let refusal = tx.check_stateless("other-chain", BITS).expect_err("wrong chain");
+        assert!(matches!(refusal, TxError::WrongChain { .. }), "{refusal}");
+
+        // More work than the nonce has (the hash of a found nonce has at
+        // least BITS zero bits, almost never 64).
+        let refusal = tx.check_stateless(CHAIN, 64).expect_err("too little work");
+        assert!(
+            matches!(refusal, TxError::InsufficientWork { needed: 64, .. }),
+            "{refusal}"
+        );
+
+        // A changed field breaks the signature (and first, usually, the
+        // work: redo the work so the signature is what fails).
+        let mut forged = tx.clone();
+        forged.body.fee = 1;
+        let signing = forged.body.signing_bytes().expect("bytes");
+        forged.pow_nonce = crate::pow::solve(&signing, BITS, 0, 1 << 24).expect("work");
+        assert_eq!(forged.check_stateless(CHAIN, BITS), Err(TxError::BadSignature));
+
+        // Signed by someone else's key.
+        let other = KeyPair::generate(Algorithm::FnDsa1024);
+        let mut stolen = signed(&other, vec![1, 2, 3]);
+        stolen.body.sender = key.public_key().clone();
+        let signing = stolen.body.signing_bytes().expect("bytes");
+        stolen.pow_nonce = crate::pow::solve(&signing, BITS, 0, 1 << 24).expect("work");
+        assert_eq!(stolen.check_stateless(CHAIN, BITS), Err(TxError::BadSignature));
+
+        // Classical keys are refused even when the signature is valid.
+        let ed = KeyPair::generate(Algorithm::Ed25519);
+        let classical = signed(&ed, vec![]);
+        assert_eq!(classical.check_stateless(CHAIN, BITS), Err(TxError::KeyAlgorithm));
+    }
+
+    #[test]
+    fn malformed_and_oversized_bytes_are_refused_by_kind() {
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        let bytes = signed(&key, vec![7; 100]).encode().expect("encode");
+        for bad in [&bytes[..0], &bytes[..10], &bytes[..bytes.len() - 1]] {
+            assert!(matches!(Transaction::decode(bad), Err(TxError::Malformed(_))));
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(Transaction::decode(&trailing), Err(TxError::Malformed(_))));
+        let mut version = bytes.clone();
+        version[0] = 9;
+        match Transaction::decode(&version) {
+            Err(TxError::Malformed(m)) => assert!(m.contains("version 9"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let huge = vec![0u8; MAX_TX_BYTES + 1];
+        assert!(matches!(Transaction::decode(&huge), Err(TxError::Oversized { .. })));
+        // Arguments over the limit cannot even be encoded.
+        let mut big = signed(&key, vec![]);
+        big.body.call.args = vec![0; MAX_ARGS_BYTES + 1];
+        assert!(matches!(big.encode(), Err(Error::Encode { .. })));
+        big.body.call.args.pop();
+        assert!(big.encode().is_ok(), "exactly the limit encodes");
+    }
+
+    #[test]
+    fn only_the_senders_key_signs() {
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        let other = KeyPair::generate(Algorithm::FnDsa1024);
+        let tx = signed(&key, vec![]);
+        assert!(matches!(tx.body.sign(&other), Err(Error::Signing(_))));
+    }
+}
