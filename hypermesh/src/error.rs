@@ -34,6 +34,47 @@ pub enum Error {
     /// Signing failed (the key could not produce a signature).
     #[error("signing failed: {0}")]
     Signing(String),
+    /// The database failed (I/O, corruption, a transaction that could not
+    /// commit); what was being written was not.
+    #[error("store: {0}")]
+    Store(String),
+    /// A state version that is not (or no longer) kept.
+    #[error("state at version {version} is not available ({reason})")]
+    VersionUnavailable {
+        /// The version (block height) asked for.
+        version: u64,
+        /// Why: pruned, not yet written, ...
+        reason: String,
+    },
+    /// A state proof or snapshot that does not verify against the root it
+    /// claims.
+    #[error("state proof does not verify: {0}")]
+    BadProof(String),
+    /// The transaction ran out of gas; it is recorded as failed.
+    #[error("out of gas: limit {limit}, needed {needed}")]
+    OutOfGas {
+        /// The transaction's gas limit.
+        limit: u64,
+        /// Gas it would have used at the point it stopped.
+        needed: u64,
+    },
+    /// A block that cannot be applied (a transaction in it fails the
+    /// checks a proposer must make, a header that does not match what
+    /// executing it gives). Validators answer such a proposal with nil.
+    #[error("invalid block: {0}")]
+    InvalidBlock(String),
+    /// A genesis file or parameter set that cannot start a chain.
+    #[error("genesis: {0}")]
+    Genesis(String),
+    /// A module call that cannot run (unknown module or method, bad
+    /// arguments, a failed check); the transaction is recorded as failed.
+    #[error("{module}: {reason}")]
+    Module {
+        /// The module that refused.
+        module: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl From<WireError> for Error {

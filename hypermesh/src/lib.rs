@@ -12,7 +12,10 @@
 
 pub mod codec;
 pub mod error;
+pub mod modules;
 pub mod pow;
+pub mod runtime;
+pub mod state;
 pub mod types;
 
 pub use error::{Error, Result, TxError};

@@ -1,0 +1,1 @@
+//! Authenticated state: being written.
