@@ -2,6 +2,7 @@
 //! `staking` (bonds, unbonding, validators, slashing).
 
 pub mod bank;
+pub mod staking;
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use stoq::crypto::PublicKey;
+
 use super::gas::GasMeter;
 use super::receipt::Event;
 use crate::error::{Error, Result};
@@ -67,6 +69,8 @@ pub struct Ctx<'a> {
     pub block: BlockInfo,
     /// The signer of the transaction being executed (`None` in hooks).
     pub sender: Option<AccountId>,
+    /// The signer's key (`None` in hooks).
+    pub sender_key: Option<PublicKey>,
     /// The chain's native (fee) denomination.
     pub native_denom: String,
 }
@@ -82,6 +86,7 @@ impl<'a> Ctx<'a> {
             event_base: 0,
             block,
             sender: None,
+            sender_key: None,
             native_denom,
         }
     }
@@ -157,10 +162,11 @@ impl<'a> Ctx<'a> {
 
     /// Opens a transaction layer metered by `gas` and returns the number
     /// of events before it (to drop the transaction's own on failure).
-    pub(crate) fn begin_tx(&mut self, sender: AccountId, gas: GasMeter) -> usize {
+    pub(crate) fn begin_tx(&mut self, sender: &PublicKey, gas: GasMeter) -> usize {
         self.layers.push(WriteSet::new());
         self.gas = Some(gas);
-        self.sender = Some(sender);
+        self.sender = Some(sender.node_id().0);
+        self.sender_key = Some(sender.clone());
         self.event_base = self.events.len();
         self.event_base
     }
@@ -179,6 +185,7 @@ impl<'a> Ctx<'a> {
             self.events.truncate(events_before);
         }
         self.sender = None;
+        self.sender_key = None;
         Ok(self.gas.take().map_or(0, |g| g.used()))
     }
 

@@ -270,7 +270,7 @@ impl Runtime {
         let denom = self.params.native_denom.clone();
         bank::transfer(ctx, &sender, &bank::fee_collector(), &denom, body.fee)?;
         ctx.set(nonce_key(&sender), (body.nonce + 1).to_be_bytes().to_vec())?;
-        let events_before = ctx.begin_tx(sender, GasMeter::new(self.params.gas, body.gas_limit));
+        let events_before = ctx.begin_tx(&body.sender, GasMeter::new(self.params.gas, body.gas_limit));
         let result =
             ctx.charge(self.params.gas.intrinsic(bytes.len()))
                 .and_then(|()| match self.module(&body.call.module) {

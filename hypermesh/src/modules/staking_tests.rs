@@ -1,0 +1,182 @@
+//! Staking: genesis validators, bonding, the unbonding period, slashing
+//! and the active set.
+
+use std::sync::Arc;
+
+use stoq::crypto::{Algorithm, KeyPair};
+
+use super::*;
+use crate::runtime::{BlockInfo, ChainParams, GenesisValidator, MemState, Runtime};
+use crate::types::{Call, Transaction, UnsignedTransaction};
+
+fn id(k: &KeyPair) -> AccountId {
+    k.public_key().node_id().0
+}
+
+struct Chain {
+    runtime: Runtime,
+    state: MemState,
+    height: u64,
+}
+
+impl Chain {
+    fn new(validators: &[(&KeyPair, u128)], funded: &[(&KeyPair, u128)], params: StakingParams) -> Self {
+        let chain = ChainParams::default();
+        let runtime =
+            Runtime::new(chain.clone(), vec![Arc::new(Staking { params }) as Arc<dyn Module>]).expect("runtime");
+        let genesis = Genesis {
+            params: chain,
+            time_ms: 0,
+            balances: funded.iter().map(|(k, a)| (id(k), "caes".to_string(), *a)).collect(),
+            validators: validators
+                .iter()
+                .map(|(k, s)| GenesisValidator {
+                    key: k.public_key().clone(),
+                    stake: *s,
+                })
+                .collect(),
+        };
+        let mut state = MemState::default();
+        state.apply(&runtime.genesis(&genesis).expect("genesis"));
+        Chain {
+            runtime,
+            state,
+            height: 0,
+        }
+    }
+
+    fn block(&mut self, txs: &[Transaction]) -> Vec<Option<(u16, String)>> {
+        self.height += 1;
+        let info = BlockInfo {
+            height: self.height,
+            time_ms: self.height,
+            proposer: [0; 32],
+        };
+        let out = self.runtime.execute_block(&self.state, info, txs).expect("block");
+        self.state.apply(&out.writes);
+        out.receipts.into_iter().map(|r| r.error).collect()
+    }
+
+    fn set(&self) -> ValidatorSet {
+        ValidatorSet::decode(
+            &self
+                .runtime
+                .query(&self.state, NAME, "validator_set", &[])
+                .expect("query"),
+        )
+        .expect("set")
+    }
+
+    fn stake(&self, k: &KeyPair) -> u128 {
+        let b = self
+            .runtime
+            .query(&self.state, NAME, "validator", &id(k))
+            .expect("query");
+        decode_validator(&b).expect("record").stake
+    }
+
+    fn locked(&self, k: &KeyPair) -> u128 {
+        let args = encode(|w| {
+            w.hash(&id(k)).str8("caes");
+        });
+        let b = self.runtime.query(&self.state, "bank", "locked", &args).expect("query");
+        u128::from_be_bytes(b.try_into().expect("16"))
+    }
+}
+
+fn call(k: &KeyPair, nonce: u64, method: &str, amount: u128) -> Transaction {
+    UnsignedTransaction {
+        chain_id: ChainParams::default().chain_id,
+        sender: k.public_key().clone(),
+        nonce,
+        expiry_height: 1_000,
+        gas_limit: 200_000,
+        fee: 10,
+        call: Call {
+            module: NAME.into(),
+            method: method.into(),
+            args: amount_args(amount),
+        },
+    }
+    .sign(k)
+    .expect("sign")
+}
+
+#[test]
+fn genesis_validators_form_the_set_and_bonds_change_it_at_the_block_end() {
+    let (a, b, c) = (
+        KeyPair::generate(Algorithm::FnDsa1024),
+        KeyPair::generate(Algorithm::FnDsa1024),
+        KeyPair::generate(Algorithm::FnDsa1024),
+    );
+    let params = StakingParams {
+        unbonding_blocks: 3,
+        max_validators: 2,
+        min_stake: 1,
+    };
+    let mut chain = Chain::new(&[(&a, 100), (&b, 50)], &[(&c, 1_000), (&a, 100)], params);
+    let set = chain.set();
+    assert_eq!(set.0.len(), 2);
+    assert_eq!(set.total_power(), 150);
+    assert_eq!(chain.locked(&a), 100, "stake is locked in the bank");
+
+    // c bonds more than b: with two seats, b leaves the set.
+    assert_eq!(chain.block(&[call(&c, 0, "bond", 60)]), vec![None]);
+    let ops: Vec<AccountId> = chain.set().0.iter().map(|v| v.0).collect();
+    assert!(ops.contains(&id(&a)) && ops.contains(&id(&c)) && !ops.contains(&id(&b)));
+
+    // Unbonding lowers the stake at once and releases the funds only
+    // after the period.
+    assert_eq!(chain.block(&[call(&c, 1, "unbond", 60)]), vec![None]);
+    assert_eq!(chain.stake(&c), 0);
+    assert_eq!(chain.locked(&c), 60);
+    chain.block(&[]);
+    chain.block(&[]);
+    assert_eq!(chain.locked(&c), 60, "still locked before the release height");
+    chain.block(&[]);
+    assert_eq!(chain.locked(&c), 0, "released at height + 3");
+
+    // Unbonding more than bonded fails and changes nothing.
+    let errors = chain.block(&[call(&a, 0, "unbond", 101)]);
+    assert!(
+        errors[0].as_ref().is_some_and(|e| e.1.contains("cannot unbond")),
+        "{errors:?}"
+    );
+    assert_eq!(chain.stake(&a), 100);
+}
+
+#[test]
+fn slashing_burns_stake_and_jails_until_the_set_drops_the_validator() {
+    let (a, b) = (
+        KeyPair::generate(Algorithm::FnDsa1024),
+        KeyPair::generate(Algorithm::FnDsa1024),
+    );
+    let mut chain = Chain::new(&[(&a, 1_000_000), (&b, 10)], &[], StakingParams::default());
+    let info = BlockInfo {
+        height: 1,
+        time_ms: 1,
+        proposer: [0; 32],
+    };
+    let mut ctx = Ctx::new(&chain.state, info, "caes".into());
+    let burned = Staking::slash(&mut ctx, &id(&a), 50_000, "equivocation").expect("slash");
+    assert_eq!(burned, 50_000, "5% of 1,000,000");
+    Staking::default().end_block(&mut ctx).expect("end block");
+    chain.state.apply(&ctx.into_writes());
+    assert_eq!(chain.stake(&a), 950_000);
+    assert_eq!(chain.locked(&a), 950_000);
+    let set = chain.set();
+    assert_eq!(set.0.len(), 1, "the jailed validator left the set");
+    assert_eq!(set.0[0].0, id(&b));
+    let supply = chain
+        .runtime
+        .query(
+            &chain.state,
+            "bank",
+            "supply",
+            &encode(|w| {
+                w.str8("caes");
+            }),
+        )
+        .expect("supply");
+    assert_eq!(u128::from_be_bytes(supply.try_into().expect("16")), 1_000_010 - 50_000);
+}
