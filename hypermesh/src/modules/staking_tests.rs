@@ -6,54 +6,23 @@ use std::sync::Arc;
 use stoq::crypto::{Algorithm, KeyPair};
 
 use super::*;
-use crate::runtime::{BlockInfo, ChainParams, GenesisValidator, MemState, Runtime};
-use crate::types::{Call, Transaction, UnsignedTransaction};
+use crate::runtime::BlockInfo;
+use crate::types::{Call, Transaction};
 
-fn id(k: &KeyPair) -> AccountId {
-    k.public_key().node_id().0
-}
-
-struct Chain {
-    runtime: Runtime,
-    state: MemState,
-    height: u64,
-}
+use crate::runtime::test_chain::{account as id, signed, TestChain as Chain};
 
 impl Chain {
-    fn new(validators: &[(&KeyPair, u128)], funded: &[(&KeyPair, u128)], params: StakingParams) -> Self {
-        let chain = ChainParams::default();
-        let runtime =
-            Runtime::new(chain.clone(), vec![Arc::new(Staking { params }) as Arc<dyn Module>]).expect("runtime");
-        let genesis = Genesis {
-            params: chain,
-            time_ms: 0,
-            balances: funded.iter().map(|(k, a)| (id(k), "caes".to_string(), *a)).collect(),
-            validators: validators
-                .iter()
-                .map(|(k, s)| GenesisValidator {
-                    key: k.public_key().clone(),
-                    stake: *s,
-                })
-                .collect(),
-        };
-        let mut state = MemState::default();
-        state.apply(&runtime.genesis(&genesis).expect("genesis"));
-        Chain {
-            runtime,
-            state,
-            height: 0,
-        }
+    fn staking(validators: &[(&KeyPair, u128)], funded: &[(&KeyPair, u128)], params: StakingParams) -> Self {
+        Chain::new(
+            vec![Arc::new(Staking { params }) as Arc<dyn Module>],
+            funded,
+            validators,
+        )
     }
 
-    fn block(&mut self, txs: &[Transaction]) -> Vec<Option<(u16, String)>> {
-        self.height += 1;
-        let info = BlockInfo {
-            height: self.height,
-            time_ms: self.height,
-            proposer: [0; 32],
-        };
-        let out = self.runtime.execute_block(&self.state, info, txs).expect("block");
-        self.state.apply(&out.writes);
+    /// Applies the next block; each transaction's error, if any.
+    fn errors(&mut self, txs: &[Transaction]) -> Vec<Option<(u16, String)>> {
+        let out = self.block(txs).expect("block");
         out.receipts.into_iter().map(|r| r.error).collect()
     }
 
@@ -85,21 +54,12 @@ impl Chain {
 }
 
 fn call(k: &KeyPair, nonce: u64, method: &str, amount: u128) -> Transaction {
-    UnsignedTransaction {
-        chain_id: ChainParams::default().chain_id,
-        sender: k.public_key().clone(),
-        nonce,
-        expiry_height: 1_000,
-        gas_limit: 200_000,
-        fee: 10,
-        call: Call {
-            module: NAME.into(),
-            method: method.into(),
-            args: amount_args(amount),
-        },
-    }
-    .sign(k)
-    .expect("sign")
+    let call = Call {
+        module: NAME.into(),
+        method: method.into(),
+        args: amount_args(amount),
+    };
+    signed(k, nonce, call, 200_000, 10)
 }
 
 #[test]
@@ -114,30 +74,30 @@ fn genesis_validators_form_the_set_and_bonds_change_it_at_the_block_end() {
         max_validators: 2,
         min_stake: 1,
     };
-    let mut chain = Chain::new(&[(&a, 100), (&b, 50)], &[(&c, 1_000), (&a, 100)], params);
+    let mut chain = Chain::staking(&[(&a, 100), (&b, 50)], &[(&c, 1_000), (&a, 100)], params);
     let set = chain.set();
     assert_eq!(set.0.len(), 2);
     assert_eq!(set.total_power(), 150);
     assert_eq!(chain.locked(&a), 100, "stake is locked in the bank");
 
     // c bonds more than b: with two seats, b leaves the set.
-    assert_eq!(chain.block(&[call(&c, 0, "bond", 60)]), vec![None]);
+    assert_eq!(chain.errors(&[call(&c, 0, "bond", 60)]), vec![None]);
     let ops: Vec<AccountId> = chain.set().0.iter().map(|v| v.0).collect();
     assert!(ops.contains(&id(&a)) && ops.contains(&id(&c)) && !ops.contains(&id(&b)));
 
     // Unbonding lowers the stake at once and releases the funds only
     // after the period.
-    assert_eq!(chain.block(&[call(&c, 1, "unbond", 60)]), vec![None]);
+    assert_eq!(chain.errors(&[call(&c, 1, "unbond", 60)]), vec![None]);
     assert_eq!(chain.stake(&c), 0);
     assert_eq!(chain.locked(&c), 60);
-    chain.block(&[]);
-    chain.block(&[]);
+    chain.errors(&[]);
+    chain.errors(&[]);
     assert_eq!(chain.locked(&c), 60, "still locked before the release height");
-    chain.block(&[]);
+    chain.errors(&[]);
     assert_eq!(chain.locked(&c), 0, "released at height + 3");
 
     // Unbonding more than bonded fails and changes nothing.
-    let errors = chain.block(&[call(&a, 0, "unbond", 101)]);
+    let errors = chain.errors(&[call(&a, 0, "unbond", 101)]);
     assert!(
         errors[0].as_ref().is_some_and(|e| e.1.contains("cannot unbond")),
         "{errors:?}"
@@ -151,7 +111,7 @@ fn slashing_burns_stake_and_jails_until_the_set_drops_the_validator() {
         KeyPair::generate(Algorithm::FnDsa1024),
         KeyPair::generate(Algorithm::FnDsa1024),
     );
-    let mut chain = Chain::new(&[(&a, 1_000_000), (&b, 10)], &[], StakingParams::default());
+    let mut chain = Chain::staking(&[(&a, 1_000_000), (&b, 10)], &[], StakingParams::default());
     let info = BlockInfo {
         height: 1,
         time_ms: 1,

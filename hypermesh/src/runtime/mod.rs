@@ -14,6 +14,8 @@ pub use context::{BlockInfo, Ctx, MemState, StateRead, WriteSet};
 pub use exec::{error_code, BlockOutcome, ChainParams, Genesis, GenesisValidator, Runtime};
 
 #[cfg(test)]
+pub(crate) mod test_chain;
+#[cfg(test)]
 mod tests;
 pub use gas::{GasMeter, GasSchedule};
 pub use receipt::{Event, Receipt, MAX_ATTRIBUTES, MAX_EVENTS};

@@ -1,61 +1,21 @@
 //! Runtime tests: fees and nonces, failed calls leave nothing but their fee,
 //! gas, refusals by kind, determinism.
 
-use std::sync::Arc;
-
 use stoq::crypto::{Algorithm, KeyPair};
 
 use super::*;
 use crate::error::{Error, TxError};
 use crate::modules::bank;
-use crate::types::{Call, Transaction, UnsignedTransaction};
+use crate::types::{Call, Transaction};
 
-const DENOM: &str = "caes";
-
-struct Chain {
-    runtime: Runtime,
-    state: MemState,
-    height: u64,
-}
+use super::test_chain::{account as id, signed as tx, TestChain as Chain, DENOM};
 
 fn key() -> KeyPair {
     KeyPair::generate(Algorithm::FnDsa1024)
 }
 
-fn id(k: &KeyPair) -> crate::types::AccountId {
-    k.public_key().node_id().0
-}
-
 fn chain(funded: &[(&KeyPair, u128)]) -> Chain {
-    let params = ChainParams::default();
-    let runtime = Runtime::new(params.clone(), Vec::<Arc<dyn Module>>::new()).expect("runtime");
-    let genesis = Genesis {
-        params,
-        time_ms: 1,
-        balances: funded.iter().map(|(k, a)| (id(k), DENOM.to_string(), *a)).collect(),
-        validators: Vec::new(),
-    };
-    let mut state = MemState::default();
-    state.apply(&runtime.genesis(&genesis).expect("genesis"));
-    Chain {
-        runtime,
-        state,
-        height: 0,
-    }
-}
-
-fn tx(from: &KeyPair, nonce: u64, call: Call, gas_limit: u64, fee: u128) -> Transaction {
-    UnsignedTransaction {
-        chain_id: ChainParams::default().chain_id,
-        sender: from.public_key().clone(),
-        nonce,
-        expiry_height: 10,
-        gas_limit,
-        fee,
-        call,
-    }
-    .sign(from)
-    .expect("sign")
+    Chain::new(Vec::new(), funded, &[])
 }
 
 fn transfer(from: &KeyPair, nonce: u64, to: &KeyPair, amount: u128) -> Transaction {
@@ -68,18 +28,6 @@ fn transfer(from: &KeyPair, nonce: u64, to: &KeyPair, amount: u128) -> Transacti
 }
 
 impl Chain {
-    fn block(&mut self, txs: &[Transaction]) -> Result<BlockOutcome> {
-        let info = BlockInfo {
-            height: self.height + 1,
-            time_ms: 1_000 + self.height,
-            proposer: [7; 32],
-        };
-        let out = self.runtime.execute_block(&self.state, info, txs)?;
-        self.state.apply(&out.writes);
-        self.height += 1;
-        Ok(out)
-    }
-
     fn balance(&self, k: &KeyPair) -> u128 {
         let args = crate::modules::encode(|w| {
             w.fixed(&id(k)).str8(DENOM);
