@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod codec;
 pub mod error;
 pub mod modules;
@@ -19,4 +20,4 @@ pub mod state;
 pub mod types;
 
 pub use error::{Error, Result, TxError};
-pub use types::{Block, BlockHeader, Call, ProofSection, Transaction, UnsignedTransaction};
+pub use types::{Block, BlockHeader, Call, CheckedTx, ProofSection, Transaction, UnsignedTransaction};

@@ -150,6 +150,15 @@ pub fn validator(ctx: &mut Ctx<'_>, op: &AccountId) -> Result<Option<Validator>>
     ctx.get(&validator_key(op))?.map(|b| Validator::decode(&b)).transpose()
 }
 
+/// The active validator set in a committed state (empty before any
+/// validator bonds): the set that must commit the next block.
+pub fn validator_set(state: &dyn StateRead) -> Result<ValidatorSet> {
+    match state.get(SET_KEY)? {
+        Some(b) => ValidatorSet::decode(&b),
+        None => Ok(ValidatorSet::default()),
+    }
+}
+
 /// The `staking` module.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Staking {

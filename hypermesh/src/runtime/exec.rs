@@ -3,67 +3,15 @@
 
 use std::sync::Arc;
 
-use stoq::crypto::PublicKey;
-
 use super::context::{BlockInfo, Ctx, StateRead, WriteSet};
-use super::gas::{GasMeter, GasSchedule};
+use super::gas::GasMeter;
+use super::genesis::{ChainParams, Genesis};
 use super::receipt::{Event, Receipt};
 use super::Module;
+use crate::codec::Hash;
 use crate::error::{Error, Result, TxError};
 use crate::modules::bank;
-use crate::types::{AccountId, Transaction};
-
-/// Chain parameters fixed at genesis.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainParams {
-    /// The chain id transactions must name.
-    pub chain_id: String,
-    /// Leading zero bits each transaction's proof of work needs.
-    pub pow_bits: u32,
-    /// The fee denomination.
-    pub native_denom: String,
-    /// Most gas all of a block's transactions may reserve.
-    pub block_gas_limit: u64,
-    /// Lowest fee per unit of gas limit a transaction may offer.
-    pub min_fee_per_gas: u128,
-    /// Gas costs.
-    pub gas: GasSchedule,
-}
-
-impl Default for ChainParams {
-    fn default() -> Self {
-        ChainParams {
-            chain_id: "hypermesh-devnet".into(),
-            pow_bits: 8,
-            native_denom: "caes".into(),
-            block_gas_limit: 400_000_000,
-            min_fee_per_gas: 0,
-            gas: GasSchedule::default(),
-        }
-    }
-}
-
-/// A validator at genesis.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GenesisValidator {
-    /// Its FN-DSA-1024 key (signs votes; its id is the operator account).
-    pub key: PublicKey,
-    /// Self-bonded stake in the native denomination (minted and locked).
-    pub stake: u128,
-}
-
-/// What a chain starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Genesis {
-    /// Parameters.
-    pub params: ChainParams,
-    /// Genesis time, ms since the Unix epoch.
-    pub time_ms: u64,
-    /// Initial balances: account, denomination, amount.
-    pub balances: Vec<(AccountId, String, u128)>,
-    /// Initial validators.
-    pub validators: Vec<GenesisValidator>,
-}
+use crate::types::{AccountId, CheckedTx, Transaction};
 
 /// What executing a block produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +24,61 @@ pub struct BlockOutcome {
     pub block_events: Vec<Event>,
     /// Gas used by all transactions.
     pub gas_used: u64,
+}
+
+/// A block a proposer built from candidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltBlock {
+    /// The transactions included, in order.
+    pub txs: Vec<CheckedTx>,
+    /// What executing them produced.
+    pub outcome: BlockOutcome,
+    /// Candidates left out because they failed the stateful checks, with
+    /// the reason (those that merely did not fit are not listed).
+    pub skipped: Vec<(Hash, TxError)>,
+}
+
+/// How much a proposer may put in a block (the gas limit is the chain's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// Most transactions.
+    pub max_txs: usize,
+    /// Most bytes of encoded transactions.
+    pub max_bytes: usize,
+}
+
+impl Default for BlockLimits {
+    fn default() -> Self {
+        BlockLimits {
+            max_txs: crate::types::MAX_BLOCK_TXS,
+            // Room for the header and the commit certificate.
+            max_bytes: crate::types::MAX_BLOCK_BYTES
+                - crate::types::MAX_COMMIT_BYTES
+                - 2 * crate::types::MAX_PROOF_BYTES,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Selection {
+    /// Every transaction must pass (validating a proposal).
+    Strict,
+    /// Skip what does not pass or fit (building a proposal).
+    Build(BlockLimits),
+}
+
+enum Refusal {
+    Limit(String),
+    Tx(TxError),
+}
+
+impl Refusal {
+    fn message(&self) -> String {
+        match self {
+            Refusal::Limit(m) => m.clone(),
+            Refusal::Tx(e) => e.to_string(),
+        }
+    }
 }
 
 /// The runtime: the bank, the other modules, and the chain's parameters.
@@ -143,6 +146,7 @@ impl Runtime {
 
     /// The genesis state's writes.
     pub fn genesis(&self, genesis: &Genesis) -> Result<WriteSet> {
+        genesis.validate()?;
         if genesis.params != self.params {
             return Err(Error::Genesis("the runtime was built with other parameters".into()));
         }
@@ -221,7 +225,34 @@ impl Runtime {
     /// [`Runtime::check_tx`] makes the whole block invalid; one whose call
     /// fails is recorded with its error, pays its fee and writes nothing
     /// else.
-    pub fn execute_block(&self, state: &dyn StateRead, block: BlockInfo, txs: &[Transaction]) -> Result<BlockOutcome> {
+    pub fn execute_block(&self, state: &dyn StateRead, block: BlockInfo, txs: &[CheckedTx]) -> Result<BlockOutcome> {
+        let built = self.run_block(state, block, txs.iter().cloned(), Selection::Strict)?;
+        Ok(built.outcome)
+    }
+
+    /// Builds a block as a proposer: takes `candidates` in order and
+    /// includes each that passes [`Runtime::check_tx`] on the state so far
+    /// and fits the block's gas, size and count limits; the others are
+    /// returned in [`BuiltBlock::skipped`] with the reason. Executing the
+    /// included transactions with [`Runtime::execute_block`] gives the same
+    /// outcome.
+    pub fn build_block(
+        &self,
+        state: &dyn StateRead,
+        block: BlockInfo,
+        candidates: impl IntoIterator<Item = CheckedTx>,
+        limits: BlockLimits,
+    ) -> Result<BuiltBlock> {
+        self.run_block(state, block, candidates.into_iter(), Selection::Build(limits))
+    }
+
+    fn run_block(
+        &self,
+        state: &dyn StateRead,
+        block: BlockInfo,
+        txs: impl Iterator<Item = CheckedTx>,
+        selection: Selection,
+    ) -> Result<BuiltBlock> {
         let mut ctx = self.ctx(state, block);
         let mut block_events = Vec::new();
         for m in &self.modules {
@@ -230,23 +261,46 @@ impl Runtime {
                 .map_err(|e| Error::InvalidBlock(format!("{} begin_block: {e}", m.name())))?;
             block_events.extend(ctx.events_since(from));
         }
-        let mut receipts = Vec::with_capacity(txs.len());
+        let mut included = Vec::new();
+        let mut skipped = Vec::new();
+        let mut receipts = Vec::new();
         let mut gas_reserved: u64 = 0;
         let mut gas_used: u64 = 0;
-        for (i, tx) in txs.iter().enumerate() {
-            let bytes = tx.encode()?;
-            gas_reserved = gas_reserved.saturating_add(tx.body.gas_limit);
-            if gas_reserved > self.params.block_gas_limit {
-                return Err(Error::InvalidBlock(format!(
+        let mut bytes: usize = 0;
+        for (i, tx) in txs.enumerate() {
+            let reserved = gas_reserved.saturating_add(tx.tx().body.gas_limit);
+            let refusal = if reserved > self.params.block_gas_limit {
+                Err(Refusal::Limit(format!(
                     "transactions reserve more than the block gas limit {}",
                     self.params.block_gas_limit
-                )));
+                )))
+            } else if let Selection::Build(l) = selection {
+                if included.len() >= l.max_txs || bytes + tx.bytes().len() + 4 > l.max_bytes {
+                    Err(Refusal::Limit("block full".into()))
+                } else {
+                    Ok(())
+                }
+            } else {
+                Ok(())
             }
-            self.check_tx(&mut ctx, tx, bytes.len())
-                .map_err(|e| Error::InvalidBlock(format!("transaction {i}: {e}")))?;
-            let receipt = self.apply_tx(&mut ctx, tx, &bytes)?;
+            .and_then(|()| self.check_tx(&mut ctx, tx.tx(), tx.bytes().len()).map_err(Refusal::Tx));
+            match (refusal, selection) {
+                (Ok(()), _) => {}
+                (Err(r), Selection::Strict) => {
+                    return Err(Error::InvalidBlock(format!("transaction {i}: {}", r.message())));
+                }
+                (Err(Refusal::Limit(_)), Selection::Build(_)) => continue,
+                (Err(Refusal::Tx(e)), Selection::Build(_)) => {
+                    skipped.push((tx.hash(), e));
+                    continue;
+                }
+            }
+            gas_reserved = reserved;
+            bytes += tx.bytes().len() + 4;
+            let receipt = self.apply_tx(&mut ctx, &tx)?;
             gas_used = gas_used.saturating_add(receipt.gas_used);
             receipts.push(receipt);
+            included.push(tx);
         }
         for m in &self.modules {
             let from = ctx.event_count();
@@ -254,32 +308,36 @@ impl Runtime {
                 .map_err(|e| Error::InvalidBlock(format!("{} end_block: {e}", m.name())))?;
             block_events.extend(ctx.events_since(from));
         }
-        Ok(BlockOutcome {
-            writes: ctx.into_writes(),
-            receipts,
-            block_events,
-            gas_used,
+        Ok(BuiltBlock {
+            txs: included,
+            outcome: BlockOutcome {
+                writes: ctx.into_writes(),
+                receipts,
+                block_events,
+                gas_used,
+            },
+            skipped,
         })
     }
 
     /// Charges the fee and bumps the nonce (kept whatever happens), then
     /// runs the call in a layer of its own.
-    fn apply_tx(&self, ctx: &mut Ctx<'_>, tx: &Transaction, bytes: &[u8]) -> Result<Receipt> {
-        let body = &tx.body;
-        let sender = body.sender_id();
+    fn apply_tx(&self, ctx: &mut Ctx<'_>, tx: &CheckedTx) -> Result<Receipt> {
+        let body = &tx.tx().body;
+        let sender = tx.sender();
         let denom = self.params.native_denom.clone();
         bank::transfer(ctx, &sender, &bank::fee_collector(), &denom, body.fee)?;
         ctx.set(nonce_key(&sender), (body.nonce + 1).to_be_bytes().to_vec())?;
         let events_before = ctx.begin_tx(&body.sender, GasMeter::new(self.params.gas, body.gas_limit));
-        let result =
-            ctx.charge(self.params.gas.intrinsic(bytes.len()))
-                .and_then(|()| match self.module(&body.call.module) {
-                    Some(m) => m.execute(ctx, &body.call.method, &body.call.args),
-                    None => Err(Error::Module {
-                        module: body.call.module.clone(),
-                        reason: "no such module".into(),
-                    }),
-                });
+        let result = ctx.charge(self.params.gas.intrinsic(tx.bytes().len())).and_then(|()| {
+            match self.module(&body.call.module) {
+                Some(m) => m.execute(ctx, &body.call.method, &body.call.args),
+                None => Err(Error::Module {
+                    module: body.call.module.clone(),
+                    reason: "no such module".into(),
+                }),
+            }
+        });
         let (error, output) = match result {
             Ok(out) => (None, out),
             Err(e) => (Some((error_code(&e), e.to_string())), Vec::new()),
@@ -291,7 +349,7 @@ impl Runtime {
         };
         let gas_used = ctx.end_tx(error.is_none(), events_before)?;
         Ok(Receipt {
-            tx_hash: stoq::crypto::sha3_256(bytes),
+            tx_hash: tx.hash(),
             error,
             gas_used,
             fee: body.fee,

@@ -8,10 +8,12 @@
 mod context;
 mod exec;
 mod gas;
+mod genesis;
 mod receipt;
 
 pub use context::{BlockInfo, Ctx, MemState, StateRead, WriteSet};
-pub use exec::{error_code, BlockOutcome, ChainParams, Genesis, GenesisValidator, Runtime};
+pub use exec::{error_code, BlockLimits, BlockOutcome, BuiltBlock, Runtime};
+pub use genesis::{ChainParams, Genesis, GenesisValidator, MAX_GENESIS_BALANCES, MAX_GENESIS_VALIDATORS};
 
 #[cfg(test)]
 pub(crate) mod test_chain;

@@ -65,14 +65,14 @@ impl Event {
         self.module.len() + self.kind.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
     }
 
-    fn write(&self, w: &mut Writer) {
+    pub(crate) fn write(&self, w: &mut Writer) {
         w.str8(&self.module).str8(&self.kind).u8(self.attributes.len() as u8);
         for (k, v) in &self.attributes {
             w.str8(k).bytes16(v);
         }
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
         let module = r.str8(64)?;
         let kind = r.str8(64)?;
         let n = r.count(MAX_ATTRIBUTES)?;

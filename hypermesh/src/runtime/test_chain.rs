@@ -7,7 +7,7 @@ use stoq::crypto::KeyPair;
 
 use super::{BlockInfo, BlockOutcome, ChainParams, Genesis, GenesisValidator, MemState, Module, Runtime};
 use crate::error::Result;
-use crate::types::{AccountId, Call, Transaction, UnsignedTransaction};
+use crate::types::{AccountId, Call, CheckedTx, Transaction, UnsignedTransaction};
 
 /// The native denomination of [`ChainParams::default`].
 pub(crate) const DENOM: &str = "caes";
@@ -30,6 +30,13 @@ pub(crate) fn signed(from: &KeyPair, nonce: u64, call: Call, gas_limit: u64, fee
     }
     .sign(from)
     .expect("sign")
+}
+
+/// Wraps transactions as a block's (no stateless checks).
+pub(crate) fn checked(txs: &[Transaction]) -> Vec<CheckedTx> {
+    txs.iter()
+        .map(|t| CheckedTx::from_committed(t.clone()).expect("encodable"))
+        .collect()
 }
 
 pub(crate) struct TestChain {
@@ -83,7 +90,8 @@ impl TestChain {
 
     /// Executes and applies the next block.
     pub(crate) fn block(&mut self, txs: &[Transaction]) -> Result<BlockOutcome> {
-        let out = self.runtime.execute_block(&self.state, self.next_block(), txs)?;
+        let txs = checked(txs);
+        let out = self.runtime.execute_block(&self.state, self.next_block(), &txs)?;
         self.state.apply(&out.writes);
         self.height += 1;
         Ok(out)

@@ -8,7 +8,7 @@ use crate::error::{Error, TxError};
 use crate::modules::bank;
 use crate::types::{Call, Transaction};
 
-use super::test_chain::{account as id, signed as tx, TestChain as Chain, DENOM};
+use super::test_chain::{account as id, checked, signed as tx, TestChain as Chain, DENOM};
 
 fn key() -> KeyPair {
     KeyPair::generate(Algorithm::FnDsa1024)
@@ -134,7 +134,7 @@ fn transactions_a_proposer_must_not_include_invalidate_the_block() {
         let bytes = t.encode().expect("encode").len();
         let refusal = c.runtime.check_tx(&mut ctx, &t, bytes).expect_err("refused");
         assert!(expected(&refusal), "{refusal:?}");
-        match c.runtime.execute_block(&c.state, info, &[t]) {
+        match c.runtime.execute_block(&c.state, info, &checked(&[t])) {
             Err(Error::InvalidBlock(_)) => {}
             other => panic!("{other:?}"),
         }

@@ -21,6 +21,7 @@
 
 mod proof;
 mod prune;
+mod reader;
 mod snapshot;
 mod store;
 mod tables;
@@ -36,6 +37,7 @@ mod tests_store;
 
 pub use proof::{StateProof, MAX_PROOF_LEN};
 pub use prune::PruneStats;
+pub use reader::StateReader;
 pub use snapshot::{SnapshotInfo, MAX_SNAPSHOT_CHUNK_BYTES};
 pub use store::{StagedState, StateStore};
 

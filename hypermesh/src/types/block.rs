@@ -64,7 +64,7 @@ pub struct BlockHeader {
     pub chain_id: String,
     /// Height (genesis state is height 0; the first block is 1).
     pub height: u64,
-    /// Hash of the parent header (zero for the first block).
+    /// Hash of the parent header (the genesis hash for the first block).
     pub parent_hash: Hash,
     /// Proposer's clock, ms since the Unix epoch; above the parent's.
     pub timestamp_ms: u64,

@@ -1,12 +1,14 @@
 //! Transactions and blocks.
 
 mod block;
+mod checked;
 mod tx;
 
 #[cfg(test)]
 mod prop_tests;
 
 pub use block::{Block, BlockHeader, ProofSection, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_COMMIT_BYTES, MAX_PROOF_BYTES};
+pub use checked::CheckedTx;
 pub use tx::{AccountId, Call, Transaction, UnsignedTransaction, MAX_ARGS_BYTES, MAX_NAME, MAX_TX_BYTES};
 
 /// Version byte of the current encodings.

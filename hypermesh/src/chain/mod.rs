@@ -1,0 +1,476 @@
+//! The chain a node keeps: blocks, receipts and state in one redb
+//! database, and the three steps a block goes through.
+//!
+//! 1. **Propose** ([`Chain::propose`]): the proposer builds a block from
+//!    mempool candidates on top of the tip, executes it and fills in the
+//!    header's roots.
+//! 2. **Validate** ([`Chain::validate`]): any validator re-executes a
+//!    proposal and checks every header field against what it computed.
+//! 3. **Commit** ([`Chain::commit`]): once a commit certificate exists
+//!    (one signature for a single validator, a BFT quorum otherwise), the
+//!    block, its receipts, the transaction index and the new state are
+//!    written in one database transaction. A crash leaves either all of
+//!    it or none of it; reopening resumes at the last committed block.
+//!
+//! Steps 1 and 2 write nothing, so a consensus engine may run them for
+//! proposals that never commit. The chain does no I/O besides its
+//! database and keeps no clock: callers pass the time.
+
+mod commit;
+mod read;
+mod tables;
+#[cfg(test)]
+mod tests;
+
+pub use commit::{vote_signing_bytes, CommitCertificate, CommitSignature, VoteKind, MAX_COMMIT_SIGNATURES};
+pub use read::{EventRecord, StateProofAt, TxRecord, MAX_EVENTS_PER_READ};
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use crate::codec::Hash;
+use crate::error::{Error, Result};
+use crate::modules::staking::{self, ValidatorSet};
+use crate::runtime::{BlockInfo, BlockLimits, BlockOutcome, Genesis, Receipt, Runtime};
+use crate::state::{StagedState, StateStore};
+use crate::types::{AccountId, Block, BlockHeader, CheckedTx, ProofSection};
+use crate::TxError;
+use tables::{
+    db_err, position, BLOCKS, BLOCK_EVENTS, HASHES, META, META_GENESIS, META_SCHEMA, META_TIP, RECEIPTS, SCHEMA, TXS,
+};
+
+/// How far ahead of the validating node's clock a block's timestamp may be.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
+
+/// Settings of a [`Chain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// Historical state versions kept readable and provable (older ones are
+    /// pruned as blocks commit); at least 1.
+    pub state_history: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig { state_history: 10_000 }
+    }
+}
+
+/// The last committed block, as the next one builds on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    /// Its height (0: only the genesis state).
+    pub height: u64,
+    /// Its header hash (the genesis hash at height 0).
+    pub hash: Hash,
+    /// Its timestamp (the genesis time at height 0).
+    pub time_ms: u64,
+    /// The state root after it.
+    pub state_root: Hash,
+    /// The validator set that must commit the next block.
+    pub validators: ValidatorSet,
+}
+
+/// A block executed on top of the tip and not yet committed.
+#[derive(Debug)]
+pub struct Executed {
+    /// The block (its `commit` field still empty).
+    pub block: Block,
+    /// Its header hash.
+    pub hash: Hash,
+    /// Its transactions with their encodings and ids.
+    pub txs: Vec<CheckedTx>,
+    /// What executing it produced.
+    pub outcome: BlockOutcome,
+    staged: StagedState,
+}
+
+/// A block a proposer built.
+#[derive(Debug)]
+pub struct Proposal {
+    /// The block, executed.
+    pub executed: Executed,
+    /// Candidates left out because they failed the stateful checks.
+    pub skipped: Vec<(Hash, TxError)>,
+}
+
+/// A block after commit: what subscribers and the mempool learn.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The block with its commit certificate.
+    pub block: Arc<Block>,
+    /// Its header hash.
+    pub hash: Hash,
+    /// Its receipts.
+    pub receipts: Arc<Vec<Receipt>>,
+    /// The ids of its transactions, in order.
+    pub tx_hashes: Vec<Hash>,
+    /// The next nonce of each sender in it.
+    pub next_nonces: Vec<(AccountId, u64)>,
+}
+
+/// A node's chain: database, runtime and tip.
+pub struct Chain {
+    runtime: Runtime,
+    genesis: Genesis,
+    genesis_hash: Hash,
+    db: Arc<Database>,
+    state: StateStore,
+    config: ChainConfig,
+    tip: RwLock<Arc<Tip>>,
+    /// Serialises commits (readers never wait for it).
+    commit_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("chain_id", &self.genesis.params.chain_id)
+            .field("tip", &self.tip().height)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chain {
+    /// Opens the chain in the database file at `path` (created if
+    /// missing, started from `genesis`).
+    pub fn open(path: &Path, runtime: Runtime, genesis: &Genesis, config: ChainConfig) -> Result<Chain> {
+        let db = Database::create(path).map_err(|e| Error::Store(format!("opening {}: {e}", path.display())))?;
+        Self::open_db(Arc::new(db), runtime, genesis, config)
+    }
+
+    /// Opens the chain in `db`. A fresh database is initialised with
+    /// `genesis`; one written before must hold the same genesis (a data
+    /// dir of another chain is refused) and resumes at its last committed
+    /// block.
+    pub fn open_db(db: Arc<Database>, runtime: Runtime, genesis: &Genesis, config: ChainConfig) -> Result<Chain> {
+        if config.state_history == 0 {
+            return Err(Error::Genesis("state_history must be at least 1".into()));
+        }
+        let genesis_hash = genesis.hash()?;
+        let state = StateStore::open(db.clone())?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            for t in [txn.open_table(BLOCKS).map(|_| ()), txn.open_table(RECEIPTS).map(|_| ())] {
+                t.map_err(db_err)?;
+            }
+            txn.open_table(HASHES).map_err(db_err)?;
+            txn.open_table(TXS).map_err(db_err)?;
+            let stored = meta.get(META_GENESIS).map_err(db_err)?.map(|v| v.value().to_vec());
+            match stored {
+                Some(bytes) => {
+                    let schema = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value().to_vec());
+                    if schema.as_deref() != Some(SCHEMA.to_be_bytes().as_slice()) {
+                        return Err(Error::Store(format!(
+                            "the data dir uses another table layout than this node's ({SCHEMA}); \
+                             start from an empty data dir or a snapshot"
+                        )));
+                    }
+                    let theirs = Genesis::decode(&bytes)?;
+                    if theirs.hash()? != genesis_hash {
+                        return Err(Error::Genesis(format!(
+                            "the data dir belongs to chain {:?} with another genesis; \
+                             use the genesis it was created with, or an empty data dir",
+                            theirs.params.chain_id
+                        )));
+                    }
+                }
+                None => {
+                    let writes = runtime.genesis(genesis)?;
+                    let staged = state.stage(0, writes)?;
+                    state.write(&txn, &staged)?;
+                    meta.insert(META_SCHEMA, SCHEMA.to_be_bytes().as_slice())
+                        .map_err(db_err)?;
+                    meta.insert(META_GENESIS, genesis.encode()?.as_slice())
+                        .map_err(db_err)?;
+                    meta.insert(META_TIP, 0u64.to_be_bytes().as_slice()).map_err(db_err)?;
+                }
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        let chain = Chain {
+            runtime,
+            genesis: genesis.clone(),
+            genesis_hash,
+            db,
+            state,
+            config,
+            tip: RwLock::new(Arc::new(Tip {
+                height: 0,
+                hash: genesis_hash,
+                time_ms: genesis.time_ms,
+                state_root: [0; 32],
+                validators: ValidatorSet::default(),
+            })),
+            commit_lock: Mutex::new(()),
+        };
+        let tip = chain.load_tip()?;
+        *chain.tip.write().map_err(|_| poisoned())? = Arc::new(tip);
+        Ok(chain)
+    }
+
+    fn load_tip(&self) -> Result<Tip> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let raw = meta
+            .get(META_TIP)
+            .map_err(db_err)?
+            .ok_or_else(|| Error::Store("no tip recorded".into()))?;
+        let height = u64::from_be_bytes(
+            raw.value()
+                .try_into()
+                .map_err(|_| Error::Store("malformed tip record".into()))?,
+        );
+        let (hash, time_ms) = if height == 0 {
+            (self.genesis_hash, self.genesis.time_ms)
+        } else {
+            let header = self
+                .header(height)?
+                .ok_or_else(|| Error::Store(format!("tip block {height} is missing")))?;
+            (header.hash()?, header.timestamp_ms)
+        };
+        let reader = self.state.reader(height)?;
+        Ok(Tip {
+            height,
+            hash,
+            time_ms,
+            state_root: reader.root(),
+            validators: staking::validator_set(&reader)?,
+        })
+    }
+
+    /// The last committed block.
+    pub fn tip(&self) -> Arc<Tip> {
+        match self.tip.read() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The genesis hash (the first block's parent).
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// The authenticated state.
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.genesis.params.chain_id
+    }
+
+    /// Builds the next block from `candidates` (tried in order) as
+    /// `proposer` at `now_ms` (raised above the parent's timestamp).
+    pub fn propose(
+        &self,
+        now_ms: u64,
+        proposer: AccountId,
+        candidates: impl IntoIterator<Item = CheckedTx>,
+        limits: BlockLimits,
+    ) -> Result<Proposal> {
+        let tip = self.tip();
+        let reader = self.state.reader(tip.height)?;
+        let info = BlockInfo {
+            height: tip.height + 1,
+            time_ms: now_ms.max(tip.time_ms + 1),
+            proposer,
+        };
+        let built = self.runtime.build_block(&reader, info.clone(), candidates, limits)?;
+        let executed = self.finish(&tip, info, built.txs, built.outcome)?;
+        Ok(Proposal {
+            executed,
+            skipped: built.skipped,
+        })
+    }
+
+    /// Executes a proposed block on top of the tip and checks every header
+    /// field against what it computes; `txs` are the block's transactions
+    /// through the stateless checks (the caller runs those in parallel).
+    /// Nothing is written.
+    pub fn validate(&self, block: &Block, txs: Vec<CheckedTx>, now_ms: u64) -> Result<Executed> {
+        let tip = self.tip();
+        let h = &block.header;
+        let bad = |m: String| Err(Error::InvalidBlock(m));
+        if h.chain_id != self.chain_id() {
+            return bad(format!("chain {:?}, this is {:?}", h.chain_id, self.chain_id()));
+        }
+        if h.height != tip.height + 1 {
+            return bad(format!("height {}, the next is {}", h.height, tip.height + 1));
+        }
+        if h.parent_hash != tip.hash {
+            return bad("parent hash is not the tip's".into());
+        }
+        if h.timestamp_ms <= tip.time_ms {
+            return bad("timestamp is not after the parent's".into());
+        }
+        if h.timestamp_ms > now_ms.saturating_add(MAX_CLOCK_DRIFT_MS) {
+            return bad(format!(
+                "timestamp is more than {MAX_CLOCK_DRIFT_MS} ms ahead of this node's clock"
+            ));
+        }
+        if !tip.validators.0.is_empty() && !tip.validators.0.iter().any(|(a, _, _)| a == &h.proposer) {
+            return bad("the proposer is not a validator".into());
+        }
+        if txs.len() != block.txs.len() || txs.iter().zip(&block.txs).any(|(c, t)| c.tx() != t) {
+            return bad("the checked transactions are not the block's".into());
+        }
+        let reader = self.state.reader(tip.height)?;
+        let info = BlockInfo {
+            height: h.height,
+            time_ms: h.timestamp_ms,
+            proposer: h.proposer,
+        };
+        let outcome = self.runtime.execute_block(&reader, info.clone(), &txs)?;
+        let mut executed = self.finish(&tip, info, txs, outcome)?;
+        let ours = &executed.block.header;
+        for (name, theirs, mine) in [
+            ("transactions root", h.tx_root, ours.tx_root),
+            ("state root", h.state_root, ours.state_root),
+            ("validator set hash", h.validator_set_hash, ours.validator_set_hash),
+            ("result root", h.result_root, ours.result_root),
+        ] {
+            if theirs != mine {
+                return bad(format!("{name} does not match execution"));
+            }
+        }
+        // Keep the proposer's proof section: the consensus layer checks it.
+        executed.block.header.proofs = h.proofs.clone();
+        executed.hash = executed.block.header.hash()?;
+        Ok(executed)
+    }
+
+    /// Stages the state and assembles the header of an executed block.
+    fn finish(&self, tip: &Tip, info: BlockInfo, txs: Vec<CheckedTx>, outcome: BlockOutcome) -> Result<Executed> {
+        let staged = self.state.stage(info.height, outcome.writes.clone())?;
+        let encoded: Vec<&[u8]> = txs.iter().map(CheckedTx::bytes).collect();
+        let header = BlockHeader {
+            chain_id: self.chain_id().to_string(),
+            height: info.height,
+            parent_hash: tip.hash,
+            timestamp_ms: info.time_ms,
+            proposer: info.proposer,
+            tx_root: stoq::crypto::merkle_root(&encoded),
+            state_root: staged.root(),
+            validator_set_hash: tip.validators.hash(),
+            result_root: Receipt::root(&outcome.receipts),
+            proofs: ProofSection::default(),
+        };
+        let hash = header.hash()?;
+        Ok(Executed {
+            block: Block {
+                header,
+                txs: txs.iter().map(|t| t.tx().clone()).collect(),
+                commit: Vec::new(),
+            },
+            hash,
+            txs,
+            outcome,
+            staged,
+        })
+    }
+
+    /// Commits an executed block with its certificate, which must carry a
+    /// quorum of the tip's validator set (for a chain with no validators,
+    /// any certificate naming the block). Block, receipts, transaction
+    /// index, state and tip are written in one database transaction.
+    pub fn commit(&self, executed: Executed, certificate: &CommitCertificate) -> Result<Committed> {
+        let _guard = self.commit_lock.lock().map_err(|_| poisoned())?;
+        let tip = self.tip();
+        let height = executed.block.header.height;
+        if height != tip.height + 1 || executed.block.header.parent_hash != tip.hash {
+            return Err(Error::InvalidBlock(format!(
+                "block {height} does not extend the tip {} (executed on a stale tip?)",
+                tip.height
+            )));
+        }
+        if tip.validators.0.is_empty() {
+            if certificate.height != height || certificate.block_hash != executed.hash {
+                return Err(Error::InvalidBlock("commit certificate is for another block".into()));
+            }
+        } else {
+            certificate.verify(self.chain_id(), &tip.validators, height, &executed.hash)?;
+        }
+        let mut block = executed.block;
+        block.commit = certificate.encode()?;
+        let block_bytes = block.encode()?;
+        let tx_hashes: Vec<Hash> = executed.txs.iter().map(CheckedTx::hash).collect();
+
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            self.state.write(&txn, &executed.staged)?;
+            let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+            blocks.insert(height, block_bytes.as_slice()).map_err(db_err)?;
+            let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
+            hashes.insert(executed.hash, height).map_err(db_err)?;
+            let mut txs = txn.open_table(TXS).map_err(db_err)?;
+            let mut receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
+            for (i, (hash, receipt)) in tx_hashes.iter().zip(&executed.outcome.receipts).enumerate() {
+                let pos = position(height, i as u32);
+                txs.insert(*hash, pos).map_err(db_err)?;
+                receipts.insert(pos, receipt.encode().as_slice()).map_err(db_err)?;
+            }
+            if !executed.outcome.block_events.is_empty() {
+                receipts
+                    .insert(
+                        position(height, BLOCK_EVENTS),
+                        tables::encode_events(&executed.outcome.block_events).as_slice(),
+                    )
+                    .map_err(db_err)?;
+            }
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            meta.insert(META_TIP, height.to_be_bytes().as_slice()).map_err(db_err)?;
+        }
+        if let Some(keep_from) = (height + 1).checked_sub(self.config.state_history) {
+            if keep_from > 0 {
+                self.state.prune(&txn, keep_from)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+
+        let reader = self.state.reader(height)?;
+        let mut next_nonces: Vec<(AccountId, u64)> = Vec::new();
+        for t in &executed.txs {
+            match next_nonces.last_mut() {
+                Some((a, n)) if *a == t.sender() => *n = t.nonce() + 1,
+                _ => next_nonces.push((t.sender(), t.nonce() + 1)),
+            }
+        }
+        next_nonces.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        next_nonces.dedup_by_key(|e| e.0);
+        let new_tip = Tip {
+            height,
+            hash: executed.hash,
+            time_ms: block.header.timestamp_ms,
+            state_root: block.header.state_root,
+            validators: staking::validator_set(&reader)?,
+        };
+        *self.tip.write().map_err(|_| poisoned())? = Arc::new(new_tip);
+        Ok(Committed {
+            block: Arc::new(block),
+            hash: executed.hash,
+            receipts: Arc::new(executed.outcome.receipts),
+            tx_hashes,
+            next_nonces,
+        })
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Store("a thread panicked while holding the chain's lock".into())
+}
