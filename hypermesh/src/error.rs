@@ -165,6 +165,13 @@ pub enum TxError {
     /// The same transaction is already known.
     #[error("transaction already known")]
     Duplicate,
+    /// The sender already has as many transactions waiting as a node
+    /// holds per sender; wait for some to be included.
+    #[error("the sender already has {limit} transactions waiting; wait for some to be included")]
+    SenderLimit {
+        /// Transactions a sender may have waiting.
+        limit: usize,
+    },
     /// The mempool is full and the transaction pays too little to evict
     /// anything.
     #[error("mempool full; a fee per gas above {floor} is needed")]
@@ -191,6 +198,7 @@ impl TxError {
             TxError::FeeTooLow { .. } => 11,
             TxError::Duplicate => 12,
             TxError::MempoolFull { .. } => 13,
+            TxError::SenderLimit { .. } => 14,
         }
     }
 }

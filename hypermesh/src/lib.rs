@@ -10,12 +10,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod chain;
 pub mod codec;
 pub mod error;
+pub mod mempool;
 pub mod modules;
 pub mod pow;
 pub mod runtime;
+pub mod service;
 pub mod state;
 pub mod types;
 

@@ -220,6 +220,69 @@ impl Runtime {
         Ok(())
     }
 
+    /// The checks a node makes before admitting a transaction to its
+    /// mempool, against the committed state and for block `height`: not
+    /// expired, a nonce not yet used, a fee per gas above the minimum, a
+    /// gas limit that covers its size, and a balance that pays the fee.
+    /// Returns the sender's next nonce in that state (the transaction's
+    /// may be higher: it may follow others still in the mempool).
+    pub fn check_admission(&self, state: &dyn StateRead, tx: &CheckedTx, height: u64) -> Result<u64, TxError> {
+        let body = &tx.tx().body;
+        if height > body.expiry_height {
+            return Err(TxError::Expired {
+                expiry: body.expiry_height,
+                height,
+            });
+        }
+        let mut ctx = self.ctx(
+            state,
+            BlockInfo {
+                height,
+                time_ms: 0,
+                proposer: [0; 32],
+            },
+        );
+        let store = |e: Error| TxError::Malformed(format!("state: {e}"));
+        let sender = tx.sender();
+        let expected = next_nonce(&mut ctx, &sender).map_err(store)?;
+        if body.nonce < expected {
+            return Err(TxError::NonceReplayed {
+                got: body.nonce,
+                expected,
+            });
+        }
+        let offered = body.fee_per_gas();
+        if offered < self.params.min_fee_per_gas {
+            return Err(TxError::FeeTooLow {
+                offered,
+                minimum: self.params.min_fee_per_gas,
+            });
+        }
+        let intrinsic = self.params.gas.intrinsic(tx.bytes().len());
+        if body.gas_limit < intrinsic {
+            return Err(TxError::Malformed(format!(
+                "gas limit {} is below the {intrinsic} its size costs",
+                body.gas_limit
+            )));
+        }
+        if body.gas_limit > self.params.block_gas_limit {
+            return Err(TxError::Malformed(format!(
+                "gas limit {} is above the block gas limit {}",
+                body.gas_limit, self.params.block_gas_limit
+            )));
+        }
+        let denom = self.params.native_denom.clone();
+        let balance = bank::balance(&mut ctx, &sender, &denom).map_err(store)?;
+        let spendable = balance.saturating_sub(bank::locked(&mut ctx, &sender, &denom).map_err(store)?);
+        if spendable < body.fee {
+            return Err(TxError::InsufficientFee {
+                fee: body.fee,
+                balance: spendable,
+            });
+        }
+        Ok(expected)
+    }
+
     /// Executes `txs` (each already through the stateless checks) on top
     /// of `state` as block `block`. A transaction that fails
     /// [`Runtime::check_tx`] makes the whole block invalid; one whose call

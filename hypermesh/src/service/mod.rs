@@ -1,0 +1,385 @@
+//! The node service: the chain, the mempool and single-validator block
+//! production behind the [`NodeApi`](crate::api::NodeApi).
+//!
+//! Admission checks signatures on every core ([`check_batch`]) outside
+//! any lock, then takes the mempool lock only to insert. The producer
+//! builds a block on a timer, or as soon as the mempool holds a full
+//! block, on a blocking thread: select, execute, sign the commit, write
+//! (one database transaction), then tell the mempool and subscribers.
+
+mod api_impl;
+mod metrics;
+#[cfg(test)]
+mod tests;
+
+pub use api_impl::ServiceApi;
+pub use metrics::ServiceMetrics;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use stoq::crypto::KeyPair;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::chain::{Chain, CommitCertificate, Committed};
+use crate::codec::Hash;
+use crate::error::{Error, Result, TxError};
+use crate::mempool::{check_batch, default_threads, Mempool, MempoolConfig};
+use crate::runtime::BlockLimits;
+use crate::types::{AccountId, Block};
+
+/// Blocks kept decoded in memory for subscribers.
+const RECENT_BLOCKS: usize = 64;
+
+/// How the node produces blocks and admits transactions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// Longest time between blocks.
+    pub block_interval: Duration,
+    /// Most transactions per block; a block is produced as soon as this
+    /// many are ready, without waiting for the timer.
+    pub max_block_txs: usize,
+    /// Produce blocks when there is nothing to include (keeps the chain's
+    /// clock moving); otherwise the timer skips empty blocks.
+    pub empty_blocks: bool,
+    /// Threads checking signatures on admission (0: one per core).
+    pub verify_threads: usize,
+    /// Mempool limits.
+    pub mempool: MempoolConfig,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            block_interval: Duration::from_millis(1_000),
+            max_block_txs: 5_000,
+            empty_blocks: true,
+            verify_threads: 0,
+            mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+/// A running node's state (see the [module documentation](self)).
+pub struct NodeService {
+    chain: Arc<Chain>,
+    mempool: Mutex<Mempool>,
+    key: KeyPair,
+    account: AccountId,
+    config: ServiceConfig,
+    tip: watch::Sender<u64>,
+    wake: Notify,
+    recent: Mutex<VecDeque<Arc<Block>>>,
+    metrics: ServiceMetrics,
+    last_block: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for NodeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeService")
+            .field("chain", &self.chain)
+            .field("account", &stoq::crypto::hex(&self.account))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl NodeService {
+    /// A service producing blocks with `key`, which must hold more than
+    /// two thirds of the voting power of the chain's validator set (the
+    /// single-validator case; a larger set needs the BFT engine).
+    pub fn new(chain: Chain, key: KeyPair, config: ServiceConfig) -> Result<Arc<NodeService>> {
+        let tip = chain.tip();
+        let account = key.public_key().node_id().0;
+        let set = &tip.validators;
+        let mine: u128 = set.0.iter().filter(|(a, _, _)| *a == account).map(|(_, _, p)| *p).sum();
+        if set.0.is_empty() {
+            return Err(Error::Genesis(
+                "the chain has no validator; add one to the genesis".into(),
+            ));
+        }
+        if mine.saturating_mul(3) <= set.total_power().saturating_mul(2) {
+            return Err(Error::Genesis(format!(
+                "this node's key holds {mine} of {} voting power; producing blocks alone needs more \
+                 than two thirds (is this the validator's key?)",
+                set.total_power()
+            )));
+        }
+        if config.max_block_txs == 0 {
+            return Err(Error::Genesis("max_block_txs must be at least 1".into()));
+        }
+        let metrics = ServiceMetrics::default();
+        metrics.height.set(tip.height as i64);
+        let (tip_tx, _) = watch::channel(tip.height);
+        Ok(Arc::new(NodeService {
+            mempool: Mutex::new(Mempool::new(config.mempool.clone())),
+            chain: Arc::new(chain),
+            key,
+            account,
+            config,
+            tip: tip_tx,
+            wake: Notify::new(),
+            recent: Mutex::new(VecDeque::new()),
+            metrics,
+            last_block: Mutex::new(None),
+        }))
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Arc<Chain> {
+        &self.chain
+    }
+
+    /// The metrics (register them with [`ServiceMetrics::register`]).
+    pub fn metrics(&self) -> &ServiceMetrics {
+        &self.metrics
+    }
+
+    /// This node's account.
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+
+    /// The height of each commit, as it happens.
+    pub fn subscribe_tip(&self) -> watch::Receiver<u64> {
+        self.tip.subscribe()
+    }
+
+    fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        match self.mempool.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Checks and admits encoded transactions: the stateless checks in
+    /// parallel on every core, then the mempool's.
+    pub async fn admit(self: &Arc<Self>, txs: Vec<Bytes>) -> Vec<std::result::Result<Hash, TxError>> {
+        let this = self.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let params = this.chain.runtime().params();
+            let threads = match this.config.verify_threads {
+                0 => default_threads(),
+                n => n,
+            };
+            check_batch(&txs, &params.chain_id, params.pow_bits, threads)
+        })
+        .await;
+        let checked = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "admission task failed");
+                return Vec::new();
+            }
+        };
+        let out = self.insert_checked(checked);
+        if self.mempool().ready_count() >= self.config.max_block_txs {
+            self.wake.notify_one();
+        }
+        out
+    }
+
+    fn insert_checked(
+        &self,
+        checked: Vec<std::result::Result<crate::types::CheckedTx, TxError>>,
+    ) -> Vec<std::result::Result<Hash, TxError>> {
+        let tip = self.chain.tip();
+        let reader = match self.chain.state().reader(tip.height) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(error = %e, "cannot read the state to admit transactions");
+                None
+            }
+        };
+        let mut out = Vec::with_capacity(checked.len());
+        let mut pool = self.mempool();
+        for c in checked {
+            let r = c.and_then(|tx| {
+                let reader = reader
+                    .as_ref()
+                    .ok_or_else(|| TxError::Malformed("the node cannot read its state; retry".into()))?;
+                let height = tip.height + 1;
+                let next = self.chain.runtime().check_admission(reader, &tx, height)?;
+                // No gaps: a transaction must follow the sender's committed
+                // ones and those already waiting here.
+                let expected = pool.pending_nonce(&tx.sender()).unwrap_or(next).max(next);
+                if tx.nonce() > expected {
+                    return Err(TxError::NonceGap {
+                        got: tx.nonce(),
+                        expected,
+                    });
+                }
+                let hash = tx.hash();
+                pool.insert(tx, next, height).map(|_| hash)
+            });
+            match &r {
+                Ok(_) => {
+                    self.metrics.admitted.inc();
+                }
+                Err(e) => {
+                    self.metrics
+                        .refused
+                        .get_or_create(&vec![("code".to_string(), e.code().to_string())])
+                        .inc();
+                }
+            }
+            out.push(r);
+        }
+        self.metrics.mempool_txs.set(pool.len() as i64);
+        self.metrics.mempool_bytes.set(pool.bytes() as i64);
+        out
+    }
+
+    /// Builds, signs and commits one block now (the producer's step; also
+    /// what tests call to drive the chain without a timer).
+    pub fn produce_block(&self, now_ms: u64) -> Result<Committed> {
+        let started = Instant::now();
+        let params = self.chain.runtime().params();
+        let limits = BlockLimits {
+            max_txs: self.config.max_block_txs.min(BlockLimits::default().max_txs),
+            ..BlockLimits::default()
+        };
+        let candidates = self
+            .mempool()
+            .select(limits.max_txs, params.block_gas_limit, limits.max_bytes);
+        let proposal = self.chain.propose(now_ms, self.account, candidates, limits)?;
+        self.metrics.execution.observe(started.elapsed().as_secs_f64());
+        let executed = proposal.executed;
+        let tip = self.chain.tip();
+        let height = executed.block.header.height;
+        let signature = CommitCertificate::sign(
+            self.chain.chain_id(),
+            &self.key,
+            &tip.validators,
+            height,
+            0,
+            &executed.hash,
+        )?;
+        let certificate = CommitCertificate {
+            height,
+            round: 0,
+            block_hash: executed.hash,
+            signatures: vec![signature],
+        };
+        let commit_started = Instant::now();
+        let committed = self.chain.commit(executed, &certificate)?;
+        self.metrics.commit.observe(commit_started.elapsed().as_secs_f64());
+        {
+            let mut pool = self.mempool();
+            for (hash, why) in &proposal.skipped {
+                // A gap may fill; anything else will fail again.
+                if !matches!(why, TxError::NonceGap { .. }) {
+                    debug!(tx = %stoq::crypto::hex(hash), %why, "dropping a transaction the block could not take");
+                    pool.remove(hash);
+                }
+            }
+            pool.on_committed(&committed.tx_hashes, committed.next_nonces.iter().copied(), height + 1);
+            self.metrics.mempool_txs.set(pool.len() as i64);
+            self.metrics.mempool_bytes.set(pool.bytes() as i64);
+        }
+        self.record(&committed);
+        Ok(committed)
+    }
+
+    fn record(&self, committed: &Committed) {
+        let n = committed.tx_hashes.len();
+        let now = Instant::now();
+        let mut last = match self.last_block.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(prev) = last.replace(now) {
+            let secs = now.duration_since(prev).as_secs_f64();
+            self.metrics.block_interval.observe(secs);
+            if secs > 0.0 {
+                self.metrics.tps.set(n as f64 / secs);
+            }
+        }
+        drop(last);
+        self.metrics.block_txs.observe(n as f64);
+        self.metrics.committed_txs.inc_by(n as u64);
+        let height = committed.block.header.height;
+        self.metrics.height.set(height as i64);
+        {
+            let mut recent = match self.recent.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            recent.push_back(committed.block.clone());
+            while recent.len() > RECENT_BLOCKS {
+                recent.pop_front();
+            }
+        }
+        self.tip.send_replace(height);
+    }
+
+    /// A committed block from memory if recent, else from the database.
+    pub(crate) fn block_at(&self, height: u64) -> Result<Option<Arc<Block>>> {
+        {
+            let recent = match self.recent.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if let Some(first) = recent.front() {
+                let first_height = first.header.height;
+                if height >= first_height {
+                    if let Some(b) = recent.get((height - first_height) as usize) {
+                        return Ok(Some(b.clone()));
+                    }
+                }
+            }
+        }
+        Ok(self.chain.block(height)?.map(Arc::new))
+    }
+
+    /// Produces blocks until `shutdown`: every `block_interval`, or as
+    /// soon as a full block is ready.
+    pub fn spawn_producer(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let interval = this.config.block_interval;
+            let mut next = tokio::time::Instant::now() + interval;
+            loop {
+                let full = this.mempool().ready_count() >= this.config.max_block_txs;
+                if !full {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep_until(next) => {}
+                        () = this.wake.notified() => {
+                            if this.mempool().ready_count() < this.config.max_block_txs {
+                                continue;
+                            }
+                        }
+                    }
+                }
+                next = tokio::time::Instant::now() + interval;
+                if !this.config.empty_blocks && this.mempool().ready_count() == 0 {
+                    continue;
+                }
+                let step = this.clone();
+                match tokio::task::spawn_blocking(move || step.produce_block(now_ms())).await {
+                    Ok(Ok(c)) => debug!(height = c.block.header.height, txs = c.tx_hashes.len(), "committed"),
+                    Ok(Err(e)) => {
+                        this.metrics.production_failures.inc();
+                        warn!(error = %e, "block production failed; retrying at the next tick");
+                    }
+                    Err(e) => {
+                        this.metrics.production_failures.inc();
+                        warn!(error = %e, "block production panicked");
+                    }
+                }
+            }
+            info!("block producer stopped");
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! Service tests: every kind of bad transaction refused with its own error
+//! and nothing changed; admitted ones produced into blocks; subscribers
+//! woken by commits; a restarted node resumes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redb::backends::InMemoryBackend;
+use redb::Database;
+use stoq::crypto::{Algorithm, KeyPair};
+
+use super::*;
+use crate::api::{BlockRef, NodeApi, TxStatus};
+use crate::chain::ChainConfig;
+use crate::modules::staking::Staking;
+use crate::runtime::test_chain::{account, DENOM};
+use crate::runtime::{ChainParams, Genesis, GenesisValidator, Runtime};
+use crate::types::{Call, Transaction, UnsignedTransaction, MAX_TX_BYTES};
+
+struct Fixture {
+    validator: KeyPair,
+    alice: KeyPair,
+    bob: KeyPair,
+    genesis: Genesis,
+}
+
+fn fixture() -> Fixture {
+    let validator = KeyPair::generate(Algorithm::FnDsa1024);
+    let alice = KeyPair::generate(Algorithm::FnDsa1024);
+    let bob = KeyPair::generate(Algorithm::FnDsa1024);
+    let genesis = Genesis {
+        params: ChainParams::default(),
+        time_ms: 1_000,
+        balances: vec![(account(&alice), DENOM.into(), 1_000_000)],
+        validators: vec![GenesisValidator {
+            key: validator.public_key().clone(),
+            stake: 100,
+        }],
+    };
+    Fixture {
+        validator,
+        alice,
+        bob,
+        genesis,
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(ChainParams::default(), vec![Arc::new(Staking::default())]).expect("runtime")
+}
+
+fn service(f: &Fixture, db: Arc<Database>) -> Arc<NodeService> {
+    let chain = Chain::open_db(db, runtime(), &f.genesis, ChainConfig::default()).expect("chain");
+    NodeService::new(chain, f.validator.clone(), ServiceConfig::default()).expect("service")
+}
+
+fn mem_db() -> Arc<Database> {
+    Arc::new(
+        Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .expect("db"),
+    )
+}
+
+/// A transfer with its proof of work, changed by `edit` before signing.
+fn tx_with(from: &KeyPair, nonce: u64, to: &KeyPair, edit: impl FnOnce(&mut UnsignedTransaction)) -> Transaction {
+    let mut body = UnsignedTransaction {
+        chain_id: ChainParams::default().chain_id,
+        sender: from.public_key().clone(),
+        nonce,
+        expiry_height: 100,
+        gas_limit: 100_000,
+        fee: 1_000,
+        call: Call {
+            module: "bank".into(),
+            method: "transfer".into(),
+            args: crate::modules::bank::transfer_args(&account(to), DENOM, 10),
+        },
+    };
+    edit(&mut body);
+    let signing = body.signing_bytes().expect("signing bytes");
+    let mut tx = body.sign(from).expect("sign");
+    tx.pow_nonce = crate::pow::solve(&signing, ChainParams::default().pow_bits, 0, 1 << 24).expect("work");
+    tx
+}
+
+fn bytes(tx: &Transaction) -> Bytes {
+    Bytes::from(tx.encode().expect("encode"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_transaction_is_refused_with_its_own_error_and_changes_nothing() {
+    let f = fixture();
+    let s = service(&f, mem_db());
+    let api = ServiceApi(s.clone());
+    // One good transaction committed, so that its nonce can be replayed.
+    let good = tx_with(&f.alice, 0, &f.bob, |_| {});
+    assert!(api.submit(vec![bytes(&good)]).await.expect("submit")[0].is_ok());
+    s.produce_block(5_000).expect("block");
+    let tip = s.chain().tip();
+
+    let mut bad_sig = tx_with(&f.alice, 1, &f.bob, |_| {});
+    bad_sig.signature = f.bob.sign(b"something else").expect("sign");
+    let wrong_chain = tx_with(&f.alice, 1, &f.bob, |b| b.chain_id = "other-chain".into());
+    let replayed = tx_with(&f.alice, 0, &f.bob, |b| b.fee = 2_000);
+    let gapped = tx_with(&f.alice, 5, &f.bob, |_| {});
+    let expired = tx_with(&f.alice, 1, &f.bob, |b| b.expiry_height = 1);
+    let mut lazy = tx_with(&f.alice, 1, &f.bob, |_| {});
+    lazy.pow_nonce = (0..u64::MAX)
+        .find(|n| crate::pow::work_bits(&lazy.body.signing_bytes().expect("bytes"), *n) < 8)
+        .expect("a nonce without work");
+    let broke = tx_with(&f.bob, 0, &f.alice, |_| {});
+    let mut oversized = bytes(&good).to_vec();
+    oversized.resize(MAX_TX_BYTES + 1, 0);
+    let mut malformed = bytes(&good).to_vec();
+    malformed.truncate(malformed.len() / 2);
+
+    let cases: Vec<(&str, Bytes, u16)> = vec![
+        ("bad signature", bytes(&bad_sig), 5),
+        ("wrong chain", bytes(&wrong_chain), 3),
+        ("replayed nonce", bytes(&replayed), 8),
+        ("gapped nonce", bytes(&gapped), 9),
+        ("expired", bytes(&expired), 7),
+        ("insufficient work", bytes(&lazy), 4),
+        ("cannot pay the fee", bytes(&broke), 10),
+        ("oversized", Bytes::from(oversized), 2),
+        ("malformed", Bytes::from(malformed), 1),
+        ("duplicate of itself", bytes(&good), 8),
+    ];
+    for (what, raw, code) in cases {
+        let out = api.submit(vec![raw]).await.expect("submit");
+        match &out[0] {
+            Err(e) => assert_eq!(e.code(), code, "{what}: {e}"),
+            Ok(_) => panic!("{what} was admitted"),
+        }
+        assert_eq!(s.mempool().len(), 0, "{what} left something in the mempool");
+    }
+    // Refused transactions never reach a block.
+    s.produce_block(6_000).expect("block");
+    let after = s.chain().tip();
+    assert_eq!(after.height, tip.height + 1);
+    let block = api.block(BlockRef::Latest).expect("read").expect("block");
+    assert!(block.txs.is_empty());
+    let info = api.account(&account(&f.alice)).expect("account");
+    assert_eq!(info.next_nonce, 1);
+    assert_eq!(info.balance, 1_000_000 - 10 - 1_000);
+    // Too many at once is a bad request, not a refusal per transaction.
+    let many = vec![bytes(&good); crate::api::MAX_SUBMIT_BATCH + 1];
+    assert!(matches!(
+        api.submit(many).await,
+        Err(crate::api::ApiError::BadRequest(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admitted_transactions_are_produced_and_subscribers_wake() {
+    let f = fixture();
+    let s = service(&f, mem_db());
+    let api = Arc::new(ServiceApi(s.clone()));
+    let txs: Vec<Transaction> = (0..5).map(|n| tx_with(&f.alice, n, &f.bob, |_| {})).collect();
+    let out = api.submit(txs.iter().map(bytes).collect()).await.expect("submit");
+    let hashes: Vec<_> = out.into_iter().map(|r| r.expect("admitted")).collect();
+    assert_eq!(api.tx(&hashes[4]).expect("status"), TxStatus::Pending);
+    assert_eq!(api.account(&account(&f.alice)).expect("account").pending_nonce, 5);
+
+    let waiter = {
+        let api = api.clone();
+        tokio::spawn(async move { api.blocks_from(1, 10, Duration::from_secs(10)).await })
+    };
+    let events = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.events_from(
+                1,
+                Some("bank".into()),
+                Some("transfer".into()),
+                100,
+                Duration::from_secs(10),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let step = s.clone();
+    tokio::task::spawn_blocking(move || step.produce_block(now_ms()))
+        .await
+        .expect("join")
+        .expect("block");
+    let blocks = waiter.await.expect("join").expect("blocks");
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].txs.len(), 5);
+    let (events, next) = events.await.expect("join").expect("events");
+    assert_eq!(next, 2);
+    assert_eq!(events.len(), 5, "{events:?}");
+    match api.tx(&hashes[4]).expect("status") {
+        TxStatus::Committed(rec) => assert_eq!((rec.height, rec.index), (1, 4)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.mempool().len(), 0);
+    // Nothing new: an empty answer after the wait.
+    let none = api.blocks_from(2, 10, Duration::from_millis(50)).await.expect("blocks");
+    assert!(none.is_empty());
+    let receipts = api.receipts(1).expect("receipts");
+    assert!(receipts.iter().all(|r| r.success()));
+    assert!(matches!(api.receipts(9), Err(crate::api::ApiError::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_fills_blocks_on_its_timer_and_stops_on_shutdown() {
+    let f = fixture();
+    let chain = Chain::open_db(mem_db(), runtime(), &f.genesis, ChainConfig::default()).expect("chain");
+    let s = NodeService::new(
+        chain,
+        f.validator.clone(),
+        ServiceConfig {
+            block_interval: Duration::from_millis(50),
+            empty_blocks: false,
+            max_block_txs: 2,
+            ..ServiceConfig::default()
+        },
+    )
+    .expect("service");
+    let stop = CancellationToken::new();
+    let producer = s.spawn_producer(stop.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.chain().tip().height, 0, "no empty blocks");
+    let txs: Vec<Bytes> = (0..5).map(|n| bytes(&tx_with(&f.alice, n, &f.bob, |_| {}))).collect();
+    assert!(s.admit(txs).await.iter().all(Result::is_ok));
+    let mut tip = s.subscribe_tip();
+    tokio::time::timeout(Duration::from_secs(10), tip.wait_for(|h| *h >= 3))
+        .await
+        .expect("three blocks of at most two")
+        .expect("watch");
+    let sizes: Vec<usize> = (1..=3)
+        .map(|h| s.chain().block(h).expect("read").expect("block").txs.len())
+        .collect();
+    assert_eq!(sizes, vec![2, 2, 1]);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), producer)
+        .await
+        .expect("stops")
+        .expect("join");
+}
+
+#[test]
+fn only_a_key_with_a_quorum_may_produce_alone() {
+    let f = fixture();
+    let chain = Chain::open_db(mem_db(), runtime(), &f.genesis, ChainConfig::default()).expect("chain");
+    match NodeService::new(chain, f.alice.clone(), ServiceConfig::default()) {
+        Err(Error::Genesis(m)) => assert!(m.contains("two thirds"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
