@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod mempool;

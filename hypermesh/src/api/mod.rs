@@ -22,6 +22,13 @@ use crate::error::{Error, TxError};
 use crate::runtime::Receipt;
 use crate::types::{AccountId, Block};
 
+pub mod http;
+pub mod stoq_rpc;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
 /// Most transactions one submit call carries.
 pub const MAX_SUBMIT_BATCH: usize = 4_096;
 /// Most blocks one subscription answer carries.

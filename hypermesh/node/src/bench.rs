@@ -1,0 +1,438 @@
+//! `hypermesh bench`: the node's speed beside its baselines, in one run on
+//! the same cores.
+//!
+//! 1. **FN-DSA verification bound**: FN-DSA-1024 verifications per second
+//!    on every core, the way admission checks a transaction (key decoded
+//!    from its encoding each time).
+//! 2. **Transfers end to end**: a node in this process (real STOQ endpoint
+//!    on `[::1]` with a certificate from a real TrustChain member, redb on
+//!    disk) and clients submitting pre-signed transfers over STOQ; the
+//!    clock runs from the first submission to the commit of the last
+//!    transfer. Reported as a ratio of the verification bound.
+//! 3. **State**: a Jellyfish Merkle tree commit of 10,000 new keys and of
+//!    10,000 updates, and state proofs per second.
+
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hypermesh::api::NodeApi;
+use hypermesh::chain::{Chain, ChainConfig};
+use hypermesh::client::{build_tx, transfer_call, Client};
+use hypermesh::runtime::{ChainParams, Genesis, GenesisValidator};
+use hypermesh::service::{NodeService, ServiceApi, ServiceConfig};
+use hypermesh::state::StateStore;
+use hypermesh::types::Transaction;
+use stoq::crypto::{Algorithm, KeyPair};
+use stoq::tls::{Identity, SecurityMode, TlsContext};
+use stoq::{Endpoint, EndpointConfig};
+use trustchain::ceremony::{self, CeremonyOptions};
+use trustchain::client::{CaClient, Enrollment};
+use trustchain::member::{MemberConfig, MemberNode};
+use trustchain::messages::TokenCreate;
+use trustchain::trust::TrustStore;
+
+/// Arguments of `bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Transfers to send end to end.
+    #[arg(long, default_value_t = 20_000)]
+    txs: usize,
+    /// Distinct sending accounts.
+    #[arg(long, default_value_t = 400)]
+    senders: usize,
+    /// Transfers per submit call.
+    #[arg(long, default_value_t = 250)]
+    batch: usize,
+    /// Client connections submitting at once.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Most transfers per block.
+    #[arg(long, default_value_t = 5_000)]
+    block_txs: usize,
+    /// Seconds to measure the verification bound.
+    #[arg(long, default_value_t = 2.0)]
+    verify_secs: f64,
+    /// A short run (CI smoke test): 2,000 transfers, 1 s of verification.
+    #[arg(long)]
+    quick: bool,
+}
+
+pub(crate) async fn run(mut a: Args) -> anyhow::Result<()> {
+    if a.quick {
+        a.txs = a.txs.min(2_000);
+        a.senders = a.senders.min(100);
+        a.verify_secs = a.verify_secs.min(1.0);
+    }
+    a.senders = a.senders.clamp(1, a.txs.max(1));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("hypermesh bench on {cores} cores");
+
+    let bound = verify_rate(cores, Duration::from_secs_f64(a.verify_secs));
+    println!(
+        "FN-DSA-1024 verification (key decoded each time): {:.0}/s on {cores} cores ({:.0}/s per core)",
+        bound,
+        bound / cores as f64
+    );
+
+    let e2e = end_to_end(&a).await?;
+    println!(
+        "transfers end to end (submit over STOQ, admitted, executed, committed): {} in {:.2} s = {:.0}/s",
+        a.txs,
+        e2e.elapsed.as_secs_f64(),
+        e2e.rate
+    );
+    println!(
+        "  admission finished after {:.2} s; {} blocks, {:.0} transfers per block; execution {:.1} ms and commit {:.1} ms per block on average",
+        e2e.admitted_after.as_secs_f64(),
+        e2e.blocks,
+        a.txs as f64 / e2e.blocks.max(1) as f64,
+        e2e.execution_ms,
+        e2e.commit_ms
+    );
+    println!("ratio to the verification bound: {:.3} (goal >= 0.5)", e2e.rate / bound);
+
+    state_bench()?;
+    Ok(())
+}
+
+/// FN-DSA-1024 verifications per second over `threads` threads.
+fn verify_rate(threads: usize, duration: Duration) -> f64 {
+    let keys: Vec<KeyPair> = (0..8).map(|_| KeyPair::generate(Algorithm::FnDsa1024)).collect();
+    let samples: Vec<(Vec<u8>, Vec<u8>, stoq::crypto::Signature)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let msg = vec![i as u8; 3_000];
+            let sig = k.sign(&msg).expect("sign");
+            (k.public_key().to_compact(), msg, sig)
+        })
+        .collect();
+    let count = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (samples, count) = (&samples, &count);
+            s.spawn(move || {
+                let mut i = t;
+                let mut local = 0;
+                while started.elapsed() < duration {
+                    let (key, msg, sig) = &samples[i % samples.len()];
+                    let pk = stoq::crypto::PublicKey::from_compact(key).expect("key");
+                    if pk.verify(msg, sig).is_ok() {
+                        local += 1;
+                    }
+                    i += 1;
+                }
+                count.fetch_add(local, Ordering::Relaxed);
+            });
+        }
+    });
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct EndToEnd {
+    elapsed: Duration,
+    admitted_after: Duration,
+    rate: f64,
+    blocks: u64,
+    execution_ms: f64,
+    commit_ms: f64,
+}
+
+/// A 1-of-1 TrustChain member in this process and an enrolled identity
+/// for the node.
+struct Pki {
+    _dir: tempfile::TempDir,
+    member: MemberNode,
+    bundle: Arc<trustchain::TrustBundle>,
+    tls: TlsContext,
+    trust: Arc<TrustStore>,
+}
+
+async fn pki(node_key: &KeyPair) -> anyhow::Result<Pki> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::UdpSocket::bind("[::1]:0")?.local_addr()?.port();
+    let out = ceremony::run(
+        &CeremonyOptions {
+            members: 1,
+            threshold: 1,
+            host: Ipv6Addr::LOCALHOST,
+            base_port: port,
+            http_base_port: 0,
+            dns_base_port: 0,
+            doq_base_port: 0,
+            out_dir: dir.path().join("ca"),
+            ..CeremonyOptions::default()
+        },
+        |_| {},
+    )?;
+    let admin = stoq::crypto::read_key_file(&out.admin_key)?;
+    let bundle = Arc::new(out.bundle);
+    let member = MemberNode::start(MemberConfig {
+        data_dir: out.member_dirs[0].clone(),
+        listen: Some(bundle.members[0].address),
+        http_listen: None,
+        ..MemberConfig::default()
+    })
+    .await?;
+    let admin_client = CaClient::unenrolled(&admin, bundle.clone())?;
+    let token = admin_client
+        .create_token(
+            0,
+            &TokenCreate {
+                names: vec!["bench-node.mesh".into()],
+                ttl_secs: 600,
+                max_lifetime_secs: 0,
+            },
+        )
+        .await?;
+    admin_client.endpoint().shutdown().await;
+    let client = CaClient::unenrolled(node_key, bundle.clone())?;
+    let issued = client
+        .enroll(
+            node_key,
+            &token,
+            &Enrollment {
+                names: vec!["bench-node.mesh".into()],
+                ..Enrollment::default()
+            },
+        )
+        .await?;
+    let trust = TrustStore::new(bundle.clone());
+    client.sync(&trust).await?;
+    client.endpoint().shutdown().await;
+    let tls = TlsContext::new(
+        SecurityMode::PostQuantum,
+        Identity::new(vec![issued.certificate], node_key.clone())?,
+        None,
+        bundle.trust_anchors()?,
+        vec![trust.check()],
+    )?
+    .accept_unenrolled_clients();
+    Ok(Pki {
+        _dir: dir,
+        member,
+        bundle,
+        tls,
+        trust,
+    })
+}
+
+async fn end_to_end(a: &Args) -> anyhow::Result<EndToEnd> {
+    let node_key = KeyPair::generate(Algorithm::FnDsa1024);
+    let pki = pki(&node_key)
+        .await
+        .context("starting TrustChain for the node's certificate")?;
+    let senders: Vec<KeyPair> = (0..a.senders)
+        .map(|_| KeyPair::generate(Algorithm::FnDsa1024))
+        .collect();
+    let recipient = KeyPair::generate(Algorithm::FnDsa1024).public_key().node_id().0;
+    let params = ChainParams::default();
+    let genesis = Genesis {
+        params: params.clone(),
+        time_ms: hypermesh::service::now_ms(),
+        balances: senders
+            .iter()
+            .map(|k| (k.public_key().node_id().0, params.native_denom.clone(), 1u128 << 60))
+            .collect(),
+        validators: vec![GenesisValidator {
+            key: node_key.public_key().clone(),
+            stake: 1,
+        }],
+    };
+    let data = tempfile::tempdir()?;
+    let chain = Chain::open(
+        &data.path().join("chain.redb"),
+        crate::start::runtime(&genesis)?,
+        &genesis,
+        ChainConfig::default(),
+    )?;
+    let service = NodeService::new(
+        chain,
+        node_key.clone(),
+        ServiceConfig {
+            block_interval: Duration::from_millis(250),
+            max_block_txs: a.block_txs,
+            empty_blocks: false,
+            ..ServiceConfig::default()
+        },
+    )?;
+    let endpoint = Endpoint::bind(
+        EndpointConfig {
+            listen: SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+            ..EndpointConfig::default()
+        },
+        pki.tls.clone(),
+    )?;
+    let api: Arc<dyn NodeApi> = Arc::new(ServiceApi(service.clone()));
+    hypermesh::api::stoq_rpc::register(&endpoint, api);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let producer = service.spawn_producer(shutdown.clone());
+    let addr = endpoint.local_addr()?;
+
+    // Sign everything up front: signing is the clients' cost, not the node's.
+    eprintln!("signing {} transfers from {} accounts...", a.txs, a.senders);
+    let status = ServiceApi(service.clone()).status()?;
+    let per_sender = a.txs.div_ceil(a.senders);
+    let txs: Vec<Transaction> = {
+        let senders = &senders;
+        let status = &status;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunks: Vec<Vec<Transaction>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..cores)
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut out = Vec::new();
+                        for (i, k) in senders.iter().enumerate().skip(c).step_by(cores) {
+                            let n = per_sender.min(a.txs.saturating_sub(i * per_sender));
+                            for nonce in 0..n as u64 {
+                                out.push(
+                                    build_tx(
+                                        k,
+                                        status,
+                                        nonce,
+                                        transfer_call(&recipient, "caes", 1),
+                                        100_000,
+                                        0,
+                                        1_000_000,
+                                    )
+                                    .expect("build"),
+                                );
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("signer")).collect()
+        });
+        chunks.into_iter().flatten().collect()
+    };
+    let total = txs.len();
+    // Each connection takes whole senders, so nonces arrive in order.
+    let mut shares: Vec<Vec<Transaction>> = vec![Vec::new(); a.connections.max(1)];
+    let mut by_sender: std::collections::BTreeMap<[u8; 32], Vec<Transaction>> = Default::default();
+    for t in txs {
+        by_sender.entry(t.body.sender_id()).or_default().push(t);
+    }
+    for (i, (_, list)) in by_sender.into_iter().enumerate() {
+        let n = shares.len();
+        shares[i % n].extend(list);
+    }
+    let mut clients = Vec::new();
+    for _ in 0..shares.len() {
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        clients.push(Client::connect_with_bundle(&key, pki.bundle.clone(), addr, "bench-node.mesh").await?);
+    }
+    let committed_before = service.metrics().committed_txs.get();
+    let exec_before = (service.metrics().execution.clone(), service.metrics().commit.clone());
+    drop(exec_before);
+    let height_before = service.chain().tip().height;
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (client, share) in clients.iter().cloned().zip(shares) {
+        let batch = a.batch.max(1);
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0usize;
+            for chunk in share.chunks(batch) {
+                for r in client.submit(chunk).await? {
+                    if r.is_err() {
+                        refused += 1;
+                    }
+                }
+            }
+            Ok::<usize, hypermesh::client::ClientError>(refused)
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        refused += t.await??;
+    }
+    let admitted_after = started.elapsed();
+    if refused > 0 {
+        anyhow::bail!("{refused} transfers were refused; the run is not comparable");
+    }
+    let target = committed_before + total as u64;
+    let mut tip = service.subscribe_tip();
+    while service.metrics().committed_txs.get() < target {
+        tokio::time::timeout(Duration::from_secs(60), tip.changed())
+            .await
+            .context("no block for 60 s")??;
+    }
+    let elapsed = started.elapsed();
+    let blocks = service.chain().tip().height - height_before;
+    let (exec_sum, commit_sum) = (histogram_sum(&service, "execution"), histogram_sum(&service, "commit"));
+    shutdown.cancel();
+    let _ = producer.await;
+    for c in &clients {
+        c.shutdown().await;
+    }
+    endpoint.shutdown().await;
+    drop(pki.trust);
+    pki.member.shutdown().await;
+    Ok(EndToEnd {
+        elapsed,
+        admitted_after,
+        rate: total as f64 / elapsed.as_secs_f64(),
+        blocks,
+        execution_ms: exec_sum * 1_000.0 / blocks.max(1) as f64,
+        commit_ms: commit_sum * 1_000.0 / blocks.max(1) as f64,
+    })
+}
+
+/// The sum of a service histogram, read through its text exposition.
+fn histogram_sum(service: &NodeService, name: &str) -> f64 {
+    let mut registry = prometheus_client::registry::Registry::default();
+    service.metrics().register(&mut registry);
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+        return 0.0;
+    }
+    let prefix = format!("hypermesh_{name}_seconds_sum ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn state_bench() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(redb::Database::create(dir.path().join("state.redb"))?);
+    let store = StateStore::open(db)?;
+    let keys: Vec<Vec<u8>> = (0..10_000u32)
+        .map(|i| format!("bench/key/{i:08}").into_bytes())
+        .collect();
+    let write = |version: u64, tag: u8| -> anyhow::Result<Duration> {
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys.iter().map(|k| (k.clone(), Some(vec![tag; 48]))).collect();
+        let started = Instant::now();
+        let staged = store.stage(version, writes)?;
+        store.commit(&staged)?;
+        Ok(started.elapsed())
+    };
+    let insert = write(1, 1)?;
+    let update = write(2, 2)?;
+    println!(
+        "state: JMT commit of 10,000 new keys {:.0} ms ({:.0} keys/s), of 10,000 updates {:.0} ms ({:.0} updates/s)",
+        insert.as_secs_f64() * 1e3,
+        10_000.0 / insert.as_secs_f64(),
+        update.as_secs_f64() * 1e3,
+        10_000.0 / update.as_secs_f64()
+    );
+    let started = Instant::now();
+    let mut proofs = 0u64;
+    while started.elapsed() < Duration::from_secs(1) {
+        let k = &keys[(proofs as usize * 7_919) % keys.len()];
+        let (_, proof) = store.get_with_proof(k, 2)?;
+        std::hint::black_box(proof.encode());
+        proofs += 1;
+    }
+    println!(
+        "state: {:.0} proofs generated per second (one thread, 10,000 keys)",
+        proofs as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! `hypermesh`: the HyperMesh node daemon and its command-line tools.
+
+mod bench;
+mod config;
+mod genesis_file;
+mod remote;
+mod setup;
+mod start;
+
+use clap::{Parser, Subcommand};
+
+/// HyperMesh: the chain of the stack.
+#[derive(Debug, Parser)]
+#[command(name = "hypermesh", version, about)]
+struct Cli {
+    /// Log filter (e.g. `info`, `hypermesh=debug`); also read from RUST_LOG.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    /// Write logs as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a genesis file (chain id, validators, balances, parameters).
+    Genesis(setup::GenesisArgs),
+    /// Create the node's key, enrol it with TrustChain, write its config.
+    Init(setup::InitArgs),
+    /// Run the node.
+    Start(start::Args),
+    /// Account keys.
+    #[command(subcommand)]
+    Keys(setup::KeysCommand),
+    /// Send a transaction.
+    #[command(subcommand)]
+    Tx(remote::TxCommand),
+    /// Read the chain's state.
+    #[command(subcommand)]
+    Query(remote::QueryCommand),
+    /// Show a block.
+    Block(remote::BlockArgs),
+    /// Measure transfers end to end and the state against their baselines.
+    Bench(bench::Args),
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Genesis(a) => setup::genesis(a),
+            Command::Init(a) => setup::init(a).await,
+            Command::Start(a) => start::run(a).await,
+            Command::Keys(c) => setup::keys(c),
+            Command::Tx(c) => remote::tx(c).await,
+            Command::Query(c) => remote::query(c).await,
+            Command::Block(a) => remote::block(a).await,
+            Command::Bench(a) => bench::run(a).await,
+        }
+    })
+}

@@ -1,0 +1,177 @@
+//! `hypermesh start`: run a node until SIGINT/SIGTERM.
+//!
+//! Opens the chain (resuming at the last committed block), binds the STOQ
+//! endpoint with the node's TrustChain certificate (renewed before it
+//! expires, checkpoints and revocations kept in sync), serves the node API
+//! over STOQ and JSON-RPC/HTTP with `/metrics`, and produces blocks. On a
+//! signal it stops taking requests, lets the block being produced commit,
+//! and exits.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use hypermesh::api::NodeApi;
+use hypermesh::chain::{Chain, ChainConfig};
+use hypermesh::modules::staking::Staking;
+use hypermesh::runtime::{Genesis, Runtime};
+use hypermesh::service::{NodeService, ServiceApi};
+use prometheus_client::registry::Registry;
+use stoq::crypto::read_key_file;
+use stoq::pki::Certificate;
+use stoq::tls::{Identity, SecurityMode, TlsContext};
+use stoq::Endpoint;
+use tokio_util::sync::CancellationToken;
+use trustchain::client::Enrollment;
+use trustchain::manager::{CertManager, CertManagerConfig, TrustSync};
+use trustchain::trust::TrustStore;
+use trustchain::TrustBundle;
+
+use crate::config::NodeConfig;
+use crate::genesis_file::GenesisFile;
+
+/// Arguments of `start`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The node's config (`hypermesh.toml`, written by `hypermesh init`).
+    #[arg(long, default_value = ".hypermesh/hypermesh.toml")]
+    config: PathBuf,
+}
+
+/// The runtime every node of the chain runs: the bank and staking.
+pub(crate) fn runtime(genesis: &Genesis) -> anyhow::Result<Runtime> {
+    Ok(Runtime::new(
+        genesis.params.clone(),
+        vec![Arc::new(Staking::default())],
+    )?)
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let config = NodeConfig::load(&args.config)?;
+    let genesis = GenesisFile::load(&config.genesis)?;
+    let key = read_key_file(&config.key).with_context(|| format!("reading the node key {}", config.key.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("chain.redb");
+    let chain = Chain::open(
+        &db_path,
+        runtime(&genesis)?,
+        &genesis,
+        ChainConfig {
+            state_history: config.state_history,
+        },
+    )
+    .with_context(|| format!("opening the chain in {}", db_path.display()))?;
+    let service = NodeService::new(chain, key.clone(), config.service())?;
+    let tip = service.chain().tip();
+
+    let bundle = Arc::new(
+        TrustBundle::load(&config.bundle)
+            .with_context(|| format!("loading the trust bundle {}", config.bundle.display()))?,
+    );
+    let cert_pem = std::fs::read_to_string(&config.certificate)
+        .with_context(|| format!("reading {} (written by `hypermesh init`)", config.certificate.display()))?;
+    let cert = Certificate::from_pem(&cert_pem)?;
+    let trust = TrustStore::new(bundle.clone());
+    let tls = TlsContext::new(
+        SecurityMode::PostQuantum,
+        Identity::new(vec![cert], key.clone()).context("the certificate is not for the node key")?,
+        None,
+        bundle.trust_anchors()?,
+        vec![trust.check()],
+    )?
+    .accept_unenrolled_clients();
+    let endpoint =
+        Endpoint::bind(config.stoq.clone(), tls).with_context(|| format!("binding STOQ on {}", config.stoq.listen))?;
+    let shutdown = CancellationToken::new();
+    let sync = TrustSync::spawn(
+        endpoint.clone(),
+        trust.clone(),
+        Duration::from_millis(config.trust_sync_interval_ms),
+        shutdown.clone(),
+    );
+    let certs = CertManager::spawn(
+        endpoint.clone(),
+        key,
+        trust,
+        CertManagerConfig {
+            cert_path: Some(config.certificate.clone()),
+            enrollment: Enrollment {
+                names: config.names.clone(),
+                ..Enrollment::default()
+            },
+            ..CertManagerConfig::default()
+        },
+        shutdown.clone(),
+    )?;
+
+    let mut registry = Registry::default();
+    service.metrics().register(&mut registry);
+    certs.metrics().register(&mut registry);
+    endpoint.metrics().register(&mut registry);
+    let registry = Arc::new(Mutex::new(registry));
+    let api: Arc<dyn NodeApi> = Arc::new(ServiceApi(service.clone()));
+    hypermesh::api::stoq_rpc::register(&endpoint, api.clone());
+
+    let http = match config.http_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding HTTP on {addr}"))?;
+            let local = listener.local_addr()?;
+            let reg = registry.clone();
+            let metrics: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
+                let mut out = String::new();
+                if let Ok(r) = reg.lock() {
+                    let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+                }
+                out
+            });
+            let task = tokio::spawn(hypermesh::api::http::serve(
+                listener,
+                api.clone(),
+                Some(metrics),
+                shutdown.clone(),
+            ));
+            Some((local, task))
+        }
+        None => None,
+    };
+    let producer = service.spawn_producer(shutdown.clone());
+
+    println!(
+        "hypermesh node {} on chain {} at height {} listening on {} (STOQ){}",
+        stoq::crypto::hex(&service.account()),
+        genesis.params.chain_id,
+        tip.height,
+        endpoint.local_addr()?,
+        http.as_ref().map(|(a, _)| format!(", http://{a}")).unwrap_or_default()
+    );
+    shutdown_signal().await;
+    eprintln!("shutting down: finishing the block in progress");
+    shutdown.cancel();
+    let _ = producer.await;
+    if let Some((_, task)) = http {
+        let _ = task.await;
+    }
+    endpoint.shutdown().await;
+    let _ = sync.await;
+    certs.join().await;
+    eprintln!("stopped at height {}", service.chain().tip().height);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
