@@ -624,12 +624,14 @@ pub fn build_tx(
         fee,
         call,
     };
-    let signing = body.signing_bytes().map_err(build)?;
     let mut tx = body.sign(key).map_err(build)?;
     let bits = status.pow_bits;
     let tries = 1u64.checked_shl(bits.saturating_add(8)).unwrap_or(u64::MAX);
-    tx.pow_nonce = crate::pow::solve(&signing, bits, rand::random(), tries)
-        .ok_or_else(|| ClientError::Build(format!("no proof of work of {bits} bits found in {tries} tries")))?;
+    if !tx.solve_work(bits, rand::random(), tries).map_err(build)? {
+        return Err(ClientError::Build(format!(
+            "no proof of work of {bits} bits found in {tries} tries"
+        )));
+    }
     tx.encode().map_err(build)?;
     Ok(tx)
 }

@@ -1,5 +1,5 @@
 //! The per-transaction proof of work, the first of the chain's four proofs
-//! ("what"): SHA3-256(signing bytes || nonce as big-endian u64) must start
+//! ("what"): SHA3-256(sighash || nonce as big-endian u64) must start
 //! with at least `d` zero bits, `d` a chain parameter. It prices spam in
 //! client CPU and is checked before anything else, for one hash.
 

@@ -358,14 +358,14 @@ impl Chain {
     /// Stages the state and assembles the header of an executed block.
     fn finish(&self, tip: &Tip, info: BlockInfo, txs: Vec<CheckedTx>, outcome: BlockOutcome) -> Result<Executed> {
         let staged = self.state.stage(info.height, outcome.writes.clone())?;
-        let encoded: Vec<&[u8]> = txs.iter().map(CheckedTx::bytes).collect();
+        let ids: Vec<Hash> = txs.iter().map(CheckedTx::hash).collect();
         let header = BlockHeader {
             chain_id: self.chain_id().to_string(),
             height: info.height,
             parent_hash: tip.hash,
             timestamp_ms: info.time_ms,
             proposer: info.proposer,
-            tx_root: stoq::crypto::merkle_root(&encoded),
+            tx_root: Block::tx_root_of_ids(&ids),
             state_root: staged.root(),
             validator_set_hash: tip.validators.hash(),
             result_root: Receipt::root(&outcome.receipts),
@@ -408,7 +408,7 @@ impl Chain {
         }
         let mut block = executed.block;
         block.commit = certificate.encode()?;
-        let block_bytes = block.encode()?;
+        let block_bytes = Block::encode_parts(&block.header, executed.txs.iter().map(CheckedTx::bytes), &block.commit)?;
         let tx_hashes: Vec<Hash> = executed.txs.iter().map(CheckedTx::hash).collect();
 
         let txn = self.db.begin_write().map_err(db_err)?;

@@ -9,8 +9,7 @@ use crate::types::{Call, Transaction};
 const BITS: u32 = 8;
 
 fn solve(mut tx: Transaction) -> Transaction {
-    let signing = tx.body.signing_bytes().expect("signing bytes");
-    tx.pow_nonce = crate::pow::solve(&signing, BITS, 0, 1 << 24).expect("work");
+    assert!(tx.solve_work(BITS, 0, 1 << 24).expect("work"));
     tx
 }
 

@@ -79,9 +79,10 @@ fn tx_with(from: &KeyPair, nonce: u64, to: &KeyPair, edit: impl FnOnce(&mut Unsi
         },
     };
     edit(&mut body);
-    let signing = body.signing_bytes().expect("signing bytes");
     let mut tx = body.sign(from).expect("sign");
-    tx.pow_nonce = crate::pow::solve(&signing, ChainParams::default().pow_bits, 0, 1 << 24).expect("work");
+    assert!(tx
+        .solve_work(ChainParams::default().pow_bits, 0, 1 << 24)
+        .expect("work"));
     tx
 }
 
@@ -108,7 +109,7 @@ async fn each_bad_transaction_is_refused_with_its_own_error_and_changes_nothing(
     let expired = tx_with(&f.alice, 1, &f.bob, |b| b.expiry_height = 1);
     let mut lazy = tx_with(&f.alice, 1, &f.bob, |_| {});
     lazy.pow_nonce = (0..u64::MAX)
-        .find(|n| crate::pow::work_bits(&lazy.body.signing_bytes().expect("bytes"), *n) < 8)
+        .find(|n| crate::pow::work_bits(&lazy.body.sighash().expect("sighash"), *n) < 8)
         .expect("a nonce without work");
     let broke = tx_with(&f.bob, 0, &f.alice, |_| {});
     let mut oversized = bytes(&good).to_vec();

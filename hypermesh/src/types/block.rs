@@ -205,9 +205,44 @@ impl Block {
         Ok(Block { header, txs, commit })
     }
 
-    /// The Merkle root of `txs`' encodings, as the header's `tx_root`.
+    /// The Merkle root (RFC 9162 shape, SHA3-256) of `txs`' ids, as the
+    /// header's `tx_root`: a transaction's inclusion is proved with its id
+    /// and a path.
     pub fn tx_root(txs: &[Transaction]) -> Result<Hash> {
-        let encoded = txs.iter().map(Transaction::encode).collect::<Result<Vec<_>>>()?;
-        Ok(merkle_root(&encoded))
+        let ids = txs.iter().map(Transaction::hash).collect::<Result<Vec<_>>>()?;
+        Ok(Self::tx_root_of_ids(&ids))
+    }
+
+    /// The transactions root of transactions with these ids.
+    pub fn tx_root_of_ids(ids: &[Hash]) -> Hash {
+        merkle_root(ids)
+    }
+
+    /// The canonical encoding of a block whose transactions are already
+    /// encoded (what a node that built or checked them holds), without
+    /// encoding them again. Same bytes as [`Block::encode`].
+    pub fn encode_parts<'a>(
+        header: &BlockHeader,
+        txs: impl ExactSizeIterator<Item = &'a [u8]>,
+        commit: &[u8],
+    ) -> Result<Vec<u8>> {
+        if txs.len() > MAX_BLOCK_TXS {
+            return Err(Error::Encode {
+                what: "block",
+                reason: format!("{} transactions exceed the limit of {MAX_BLOCK_TXS}", txs.len()),
+            });
+        }
+        check_len("commit certificate", commit.len(), MAX_COMMIT_BYTES)?;
+        let mut w = Writer::new();
+        header.write(&mut w)?;
+        w.u32(txs.len() as u32);
+        for tx in txs {
+            check_len("transaction", tx.len(), MAX_TX_BYTES)?;
+            w.bytes32(tx);
+        }
+        w.bytes32(commit);
+        let out = w.finish();
+        check_len("block", out.len(), MAX_BLOCK_BYTES)?;
+        Ok(out)
     }
 }

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use stoq::crypto::sha3_256;
-
-use super::tx::{AccountId, Transaction};
+use super::tx::{AccountId, Sighash, Transaction};
 use crate::codec::Hash;
 use crate::error::{Result, TxError};
 
@@ -30,16 +28,18 @@ impl CheckedTx {
     /// Decodes `bytes` and runs the stateless checks (chain id, proof of
     /// work, key algorithm, signature), in that order.
     pub fn admit(bytes: &[u8], chain_id: &str, pow_bits: u32) -> Result<CheckedTx, TxError> {
-        let tx = Transaction::decode(bytes)?;
-        tx.check_stateless(chain_id, pow_bits)?;
-        Ok(Self::wrap(tx, bytes.to_vec()))
+        let (tx, sighash) = Transaction::decode_with_sighash(bytes)?;
+        tx.check_stateless_with(&sighash, chain_id, pow_bits)?;
+        Ok(Self::wrap(tx, bytes.to_vec(), &sighash))
     }
 
     /// Runs the stateless checks on an already decoded transaction.
     pub fn check(tx: Transaction, chain_id: &str, pow_bits: u32) -> Result<CheckedTx, TxError> {
-        tx.check_stateless(chain_id, pow_bits)?;
-        let bytes = tx.encode().map_err(|e| TxError::Malformed(e.to_string()))?;
-        Ok(Self::wrap(tx, bytes))
+        let malformed = |e: crate::Error| TxError::Malformed(e.to_string());
+        let sighash = tx.body.sighash().map_err(malformed)?;
+        tx.check_stateless_with(&sighash, chain_id, pow_bits)?;
+        let bytes = tx.encode().map_err(malformed)?;
+        Ok(Self::wrap(tx, bytes, &sighash))
     }
 
     /// Wraps a transaction taken from a block whose signatures were
@@ -47,11 +47,12 @@ impl CheckedTx {
     /// it); skips the signature and work checks.
     pub fn from_committed(tx: Transaction) -> Result<CheckedTx> {
         let bytes = tx.encode()?;
-        Ok(Self::wrap(tx, bytes))
+        let sighash = tx.body.sighash()?;
+        Ok(Self::wrap(tx, bytes, &sighash))
     }
 
-    fn wrap(tx: Transaction, bytes: Vec<u8>) -> CheckedTx {
-        let hash = sha3_256(&bytes);
+    fn wrap(tx: Transaction, bytes: Vec<u8>, sighash: &Sighash) -> CheckedTx {
+        let hash = tx.id_with(sighash);
         let sender = tx.body.sender_id();
         CheckedTx(Arc::new(Inner {
             tx,
@@ -71,7 +72,7 @@ impl CheckedTx {
         &self.0.bytes
     }
 
-    /// Its id (SHA3-256 of the encoding).
+    /// Its id (see [`Transaction::hash`]).
     pub fn hash(&self) -> Hash {
         self.0.hash
     }
@@ -107,8 +108,7 @@ mod tests {
             args: crate::modules::bank::transfer_args(&[9; 32], "caes", 5),
         };
         let mut tx = signed(&key, 0, call, 100_000, 10);
-        let signing = tx.body.signing_bytes().expect("signing bytes");
-        tx.pow_nonce = crate::pow::solve(&signing, 8, 0, 1 << 24).expect("work");
+        assert!(tx.solve_work(8, 0, 1 << 24).expect("work"));
         let bytes = tx.encode().expect("encode");
         let chain = tx.body.chain_id.clone();
         let checked = CheckedTx::admit(&bytes, &chain, 8).expect("admitted");

@@ -9,7 +9,7 @@ mod prop_tests;
 
 pub use block::{Block, BlockHeader, ProofSection, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_COMMIT_BYTES, MAX_PROOF_BYTES};
 pub use checked::CheckedTx;
-pub use tx::{AccountId, Call, Transaction, UnsignedTransaction, MAX_ARGS_BYTES, MAX_NAME, MAX_TX_BYTES};
+pub use tx::{AccountId, Call, Sighash, Transaction, UnsignedTransaction, MAX_ARGS_BYTES, MAX_NAME, MAX_TX_BYTES};
 
 /// Version byte of the current encodings.
 pub const ENCODING_VERSION: u8 = 1;

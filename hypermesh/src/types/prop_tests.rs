@@ -99,7 +99,7 @@ proptest! {
     fn transactions_round_trip(tx in arb_tx()) {
         let bytes = tx.encode().expect("encode");
         prop_assert_eq!(Transaction::decode(&bytes).expect("decode"), tx.clone());
-        prop_assert!(tx.body.sender.verify(&tx.body.signing_bytes().expect("bytes"), &tx.signature).is_ok());
+        prop_assert!(tx.body.sender.verify(&tx.body.sighash().expect("sighash"), &tx.signature).is_ok());
     }
 
     #[test]
@@ -138,6 +138,11 @@ proptest! {
     fn blocks_round_trip(block in arb_block()) {
         let bytes = block.encode().expect("encode");
         prop_assert_eq!(Block::decode(&bytes).expect("decode"), block.clone());
+        // Built from already encoded transactions: the same bytes.
+        let encoded: Vec<Vec<u8>> = block.txs.iter().map(|t| t.encode().expect("encode")).collect();
+        let parts = Block::encode_parts(&block.header, encoded.iter().map(Vec::as_slice), &block.commit)
+            .expect("encode parts");
+        prop_assert_eq!(&parts, &bytes);
         // Truncation anywhere is refused.
         for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
             prop_assert!(Block::decode(&bytes[..cut]).is_err());

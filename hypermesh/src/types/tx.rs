@@ -1,16 +1,48 @@
 //! Transactions: who calls which module method, paying what, signed with
 //! FN-DSA-1024 and carrying a proof of work.
 //!
-//! The signature and the proof of work both cover the *signing bytes*:
-//! every field but the proof-of-work nonce and the signature, after a
-//! domain prefix. So a client may sign once and then search for the nonce,
-//! and a node checks the cheap proof of work before the signature.
+//! What is signed is the *sighash*: SHAKE256 (64 bytes, for collision
+//! resistance at FN-DSA-1024's level) of every field but the proof-of-work
+//! nonce and the signature, after a domain prefix. The proof of work is
+//! over the sighash too. So a client signs once and then searches for the
+//! nonce, and a node hashes the body once: the work check and the
+//! signature check each touch 64 bytes, not the whole transaction.
+//!
+//! The transaction id is SHA3-256 over a domain, the sighash, the
+//! proof-of-work nonce and the signature: it commits to every byte of the
+//! canonical encoding without hashing the body twice.
 
-use stoq::crypto::{sha3_256, Algorithm, KeyPair, PublicKey, Signature};
+use sha3::digest::{ExtendableOutput, Update, XofReader};
+use stoq::crypto::{sha3_256_parts, Algorithm, KeyPair, PublicKey, Signature};
 
 use super::{check_version, ENCODING_VERSION, MAX_CHAIN_ID};
 use crate::codec::{check_len, Hash, ReadExt, Reader, WriteExt, Writer};
 use crate::error::{Error, Result, TxError};
+
+/// What a sender signs: SHAKE256-512 of the domain-prefixed body.
+pub type Sighash = [u8; 64];
+
+const TXID_DOMAIN: &[u8] = b"hypermesh/txid/v1";
+
+/// The sighash of signing bytes (domain prefix and body encoding).
+fn sighash_of(signing_bytes: &[u8]) -> Sighash {
+    let mut h = sha3::Shake256::default();
+    h.update(signing_bytes);
+    let mut out = [0u8; 64];
+    h.finalize_xof().read(&mut out);
+    out
+}
+
+/// The id of a transaction with this sighash, proof of work and signature.
+fn tx_id(sighash: &Sighash, pow_nonce: u64, signature: &Signature) -> Hash {
+    sha3_256_parts(&[
+        TXID_DOMAIN,
+        &[0],
+        sighash,
+        &pow_nonce.to_be_bytes(),
+        &signature.to_compact(),
+    ])
+}
 
 /// Largest encoded transaction, in bytes.
 pub const MAX_TX_BYTES: usize = 96 * 1024;
@@ -74,11 +106,16 @@ pub struct UnsignedTransaction {
 }
 
 impl UnsignedTransaction {
-    /// The bytes the signature and the proof of work cover.
+    /// The domain prefix and the body's encoding: what the sighash hashes.
     pub fn signing_bytes(&self) -> Result<Vec<u8>> {
         let mut w = Writer::with_domain(SIGNING_DOMAIN);
         self.write(&mut w)?;
         Ok(w.finish())
+    }
+
+    /// What the signature and the proof of work cover.
+    pub fn sighash(&self) -> Result<Sighash> {
+        Ok(sighash_of(&self.signing_bytes()?))
     }
 
     fn write(&self, w: &mut Writer) -> Result<()> {
@@ -112,9 +149,7 @@ impl UnsignedTransaction {
         if key.public_key() != &self.sender {
             return Err(Error::Signing("the key is not the sender's".into()));
         }
-        let signature = key
-            .sign(&self.signing_bytes()?)
-            .map_err(|e| Error::Signing(e.to_string()))?;
+        let signature = key.sign(&self.sighash()?).map_err(|e| Error::Signing(e.to_string()))?;
         Ok(Transaction {
             body: self,
             pow_nonce: 0,
@@ -158,6 +193,12 @@ impl Transaction {
     /// Decodes a transaction, refusing anything but its one canonical
     /// encoding within the size limits. Checks nothing else.
     pub fn decode(buf: &[u8]) -> Result<Self, TxError> {
+        Self::decode_with_sighash(buf).map(|(tx, _)| tx)
+    }
+
+    /// Decodes a transaction and computes its sighash from the received
+    /// body bytes (no re-encoding).
+    pub fn decode_with_sighash(buf: &[u8]) -> Result<(Self, Sighash), TxError> {
         if buf.len() > MAX_TX_BYTES {
             return Err(TxError::Oversized {
                 size: buf.len(),
@@ -167,35 +208,65 @@ impl Transaction {
         let malformed = |e: Error| TxError::Malformed(e.to_string());
         let mut r = Reader::new(buf, "transaction");
         let body = UnsignedTransaction::read(&mut r).map_err(malformed)?;
+        let body_len = buf.len() - r.remaining();
         let pow_nonce = r.u64().map_err(|e| malformed(e.into()))?;
         let signature = r.sig().map_err(|e| malformed(e.into()))?;
         r.finish().map_err(|e| malformed(e.into()))?;
-        Ok(Transaction {
-            body,
-            pow_nonce,
-            signature,
-        })
+        let mut h = sha3::Shake256::default();
+        h.update(SIGNING_DOMAIN);
+        h.update(&[0]);
+        h.update(&buf[..body_len]);
+        let mut sighash = [0u8; 64];
+        h.finalize_xof().read(&mut sighash);
+        Ok((
+            Transaction {
+                body,
+                pow_nonce,
+                signature,
+            },
+            sighash,
+        ))
     }
 
-    /// The transaction id: SHA3-256 of the canonical encoding.
+    /// The transaction id (see the [module documentation](self)).
     pub fn hash(&self) -> Result<Hash> {
-        Ok(sha3_256(&self.encode()?))
+        Ok(self.id_with(&self.body.sighash()?))
+    }
+
+    /// The id, given the sighash.
+    pub(crate) fn id_with(&self, sighash: &Sighash) -> Hash {
+        tx_id(sighash, self.pow_nonce, &self.signature)
+    }
+
+    /// Finds a proof-of-work nonce of at least `bits` leading zero bits,
+    /// trying at most `max_tries` nonces from `start`; whether one was found.
+    pub fn solve_work(&mut self, bits: u32, start: u64, max_tries: u64) -> Result<bool> {
+        let sighash = self.body.sighash()?;
+        match crate::pow::solve(&sighash, bits, start, max_tries) {
+            Some(n) => {
+                self.pow_nonce = n;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Checks what needs no chain state, cheapest first: the chain id, the
     /// proof of work, the key algorithm, then the signature.
     pub fn check_stateless(&self, chain_id: &str, pow_bits: u32) -> Result<(), TxError> {
+        let sighash = self.body.sighash().map_err(|e| TxError::Malformed(e.to_string()))?;
+        self.check_stateless_with(&sighash, chain_id, pow_bits)
+    }
+
+    /// [`Transaction::check_stateless`] with the sighash already computed.
+    pub(crate) fn check_stateless_with(&self, sighash: &Sighash, chain_id: &str, pow_bits: u32) -> Result<(), TxError> {
         if self.body.chain_id != chain_id {
             return Err(TxError::WrongChain {
                 got: self.body.chain_id.clone(),
                 expected: chain_id.into(),
             });
         }
-        let signing = self
-            .body
-            .signing_bytes()
-            .map_err(|e| TxError::Malformed(e.to_string()))?;
-        let got = crate::pow::work_bits(&signing, self.pow_nonce);
+        let got = crate::pow::work_bits(sighash, self.pow_nonce);
         if got < pow_bits {
             return Err(TxError::InsufficientWork { got, needed: pow_bits });
         }
@@ -204,7 +275,7 @@ impl Transaction {
         }
         self.body
             .sender
-            .verify(&signing, &self.signature)
+            .verify(sighash, &self.signature)
             .map_err(|_| TxError::BadSignature)
     }
 }
@@ -230,9 +301,8 @@ mod tests {
                 args,
             },
         };
-        let signing = body.signing_bytes().expect("bytes");
         let mut tx = body.sign(key).expect("sign");
-        tx.pow_nonce = crate::pow::solve(&signing, BITS, 0, 1 << 24).expect("work");
+        assert!(tx.solve_work(BITS, 0, 1 << 24).expect("work"));
         tx
     }
 
@@ -257,16 +327,14 @@ mod tests {
         // work: redo the work so the signature is what fails).
         let mut forged = tx.clone();
         forged.body.fee = 1;
-        let signing = forged.body.signing_bytes().expect("bytes");
-        forged.pow_nonce = crate::pow::solve(&signing, BITS, 0, 1 << 24).expect("work");
+        assert!(forged.solve_work(BITS, 0, 1 << 24).expect("work"));
         assert_eq!(forged.check_stateless(CHAIN, BITS), Err(TxError::BadSignature));
 
         // Signed by someone else's key.
         let other = KeyPair::generate(Algorithm::FnDsa1024);
         let mut stolen = signed(&other, vec![1, 2, 3]);
         stolen.body.sender = key.public_key().clone();
-        let signing = stolen.body.signing_bytes().expect("bytes");
-        stolen.pow_nonce = crate::pow::solve(&signing, BITS, 0, 1 << 24).expect("work");
+        assert!(stolen.solve_work(BITS, 0, 1 << 24).expect("work"));
         assert_eq!(stolen.check_stateless(CHAIN, BITS), Err(TxError::BadSignature));
 
         // Classical keys are refused even when the signature is valid.
