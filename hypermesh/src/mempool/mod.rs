@@ -28,7 +28,7 @@ mod tests;
 #[cfg(test)]
 mod verify_tests;
 
-pub use verify::{check_batch, default_threads};
+pub use verify::{check_batch, check_batch_cached, default_threads};
 
 use queue::{Journal, Pool, Slot};
 

@@ -5,7 +5,7 @@
 //! chunks checked on scoped threads; results come back in input order.
 
 use crate::error::TxError;
-use crate::types::CheckedTx;
+use crate::types::{CheckedTx, KeyCache};
 
 /// The threads [`check_batch`] should use: the machine's parallelism (1 if
 /// unknown).
@@ -24,7 +24,18 @@ pub fn check_batch<B: AsRef<[u8]> + Sync>(
     pow_bits: u32,
     threads: usize,
 ) -> Vec<Result<CheckedTx, TxError>> {
-    let admit = |bytes: &B| CheckedTx::admit(bytes.as_ref(), chain_id, pow_bits);
+    check_batch_cached(batch, chain_id, pow_bits, threads, None)
+}
+
+/// [`check_batch`], decoding sender keys through `keys`.
+pub fn check_batch_cached<B: AsRef<[u8]> + Sync>(
+    batch: &[B],
+    chain_id: &str,
+    pow_bits: u32,
+    threads: usize,
+    keys: Option<&KeyCache>,
+) -> Vec<Result<CheckedTx, TxError>> {
+    let admit = |bytes: &B| CheckedTx::admit_cached(bytes.as_ref(), chain_id, pow_bits, keys);
     let threads = threads.clamp(1, batch.len().max(1));
     if threads == 1 {
         return batch.iter().map(admit).collect();

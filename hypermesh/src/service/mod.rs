@@ -28,12 +28,14 @@ use tracing::{debug, info, warn};
 use crate::chain::{Chain, CommitCertificate, Committed};
 use crate::codec::Hash;
 use crate::error::{Error, Result, TxError};
-use crate::mempool::{check_batch, default_threads, Mempool, MempoolConfig};
+use crate::mempool::{check_batch_cached, default_threads, Mempool, MempoolConfig};
 use crate::runtime::BlockLimits;
-use crate::types::{AccountId, Block};
+use crate::types::{AccountId, Block, KeyCache};
 
 /// Blocks kept decoded in memory for subscribers.
 const RECENT_BLOCKS: usize = 64;
+/// Sender keys kept decoded per cache generation.
+const KEY_CACHE: usize = 8_192;
 
 /// How the node produces blocks and admits transactions.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +78,8 @@ pub struct NodeService {
     recent: Mutex<VecDeque<Arc<Block>>>,
     metrics: ServiceMetrics,
     last_block: Mutex<Option<Instant>>,
+    /// Sender keys decoded recently (decoding costs about a verification).
+    keys: KeyCache,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -132,6 +136,7 @@ impl NodeService {
             recent: Mutex::new(VecDeque::new()),
             metrics,
             last_block: Mutex::new(None),
+            keys: KeyCache::new(KEY_CACHE),
         }))
     }
 
@@ -143,6 +148,11 @@ impl NodeService {
     /// The metrics (register them with [`ServiceMetrics::register`]).
     pub fn metrics(&self) -> &ServiceMetrics {
         &self.metrics
+    }
+
+    /// (hits, misses) of the sender key cache.
+    pub fn key_cache_stats(&self) -> (u64, u64) {
+        self.keys.stats()
     }
 
     /// This node's account.
@@ -172,7 +182,7 @@ impl NodeService {
                 0 => default_threads(),
                 n => n,
             };
-            check_batch(&txs, &params.chain_id, params.pow_bits, threads)
+            check_batch_cached(&txs, &params.chain_id, params.pow_bits, threads, Some(&this.keys))
         })
         .await;
         let checked = match checked {

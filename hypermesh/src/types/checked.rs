@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::key_cache::KeyCache;
 use super::tx::{AccountId, Sighash, Transaction};
 use crate::codec::Hash;
 use crate::error::{Result, TxError};
@@ -28,7 +29,17 @@ impl CheckedTx {
     /// Decodes `bytes` and runs the stateless checks (chain id, proof of
     /// work, key algorithm, signature), in that order.
     pub fn admit(bytes: &[u8], chain_id: &str, pow_bits: u32) -> Result<CheckedTx, TxError> {
-        let (tx, sighash) = Transaction::decode_with_sighash(bytes)?;
+        Self::admit_cached(bytes, chain_id, pow_bits, None)
+    }
+
+    /// [`CheckedTx::admit`], decoding sender keys through `keys`.
+    pub fn admit_cached(
+        bytes: &[u8],
+        chain_id: &str,
+        pow_bits: u32,
+        keys: Option<&KeyCache>,
+    ) -> Result<CheckedTx, TxError> {
+        let (tx, sighash) = Transaction::decode_cached(bytes, keys)?;
         tx.check_stateless_with(&sighash, chain_id, pow_bits)?;
         Ok(Self::wrap(tx, bytes.to_vec(), &sighash))
     }

@@ -2,6 +2,7 @@
 
 mod block;
 mod checked;
+mod key_cache;
 mod tx;
 
 #[cfg(test)]
@@ -9,6 +10,7 @@ mod prop_tests;
 
 pub use block::{Block, BlockHeader, ProofSection, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_COMMIT_BYTES, MAX_PROOF_BYTES};
 pub use checked::CheckedTx;
+pub use key_cache::KeyCache;
 pub use tx::{AccountId, Call, Sighash, Transaction, UnsignedTransaction, MAX_ARGS_BYTES, MAX_NAME, MAX_TX_BYTES};
 
 /// Version byte of the current encodings.

@@ -15,6 +15,7 @@
 use sha3::digest::{ExtendableOutput, Update, XofReader};
 use stoq::crypto::{sha3_256_parts, Algorithm, KeyPair, PublicKey, Signature};
 
+use super::key_cache::KeyCache;
 use super::{check_version, ENCODING_VERSION, MAX_CHAIN_ID};
 use crate::codec::{check_len, Hash, ReadExt, Reader, WriteExt, Writer};
 use crate::error::{Error, Result, TxError};
@@ -130,11 +131,22 @@ impl UnsignedTransaction {
         self.call.write(w)
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
+    fn read(r: &mut Reader<'_>, keys: Option<&KeyCache>) -> Result<Self> {
         check_version("transaction", r.u8()?)?;
+        let chain_id = r.str8(MAX_CHAIN_ID)?;
+        let sender = match keys {
+            None => r.key()?,
+            Some(cache) => {
+                let raw = r.bytes16(4096)?;
+                cache.get_or_decode(raw).map_err(|e| Error::Decode {
+                    what: "transaction",
+                    reason: format!("public key: {e}"),
+                })?
+            }
+        };
         Ok(UnsignedTransaction {
-            chain_id: r.str8(MAX_CHAIN_ID)?,
-            sender: r.key()?,
+            chain_id,
+            sender,
             nonce: r.u64()?,
             expiry_height: r.u64()?,
             gas_limit: r.u64()?,
@@ -199,6 +211,12 @@ impl Transaction {
     /// Decodes a transaction and computes its sighash from the received
     /// body bytes (no re-encoding).
     pub fn decode_with_sighash(buf: &[u8]) -> Result<(Self, Sighash), TxError> {
+        Self::decode_cached(buf, None)
+    }
+
+    /// [`Transaction::decode_with_sighash`], taking sender keys already
+    /// decoded from `keys` (and adding new ones to it).
+    pub fn decode_cached(buf: &[u8], keys: Option<&KeyCache>) -> Result<(Self, Sighash), TxError> {
         if buf.len() > MAX_TX_BYTES {
             return Err(TxError::Oversized {
                 size: buf.len(),
@@ -207,7 +225,7 @@ impl Transaction {
         }
         let malformed = |e: Error| TxError::Malformed(e.to_string());
         let mut r = Reader::new(buf, "transaction");
-        let body = UnsignedTransaction::read(&mut r).map_err(malformed)?;
+        let body = UnsignedTransaction::read(&mut r, keys).map_err(malformed)?;
         let body_len = buf.len() - r.remaining();
         let pow_nonce = r.u64().map_err(|e| malformed(e.into()))?;
         let signature = r.sig().map_err(|e| malformed(e.into()))?;

@@ -29,6 +29,31 @@ pub(super) fn spki_der(alg: Algorithm, key: &[u8]) -> Result<Vec<u8>, CryptoErro
     Ok(spki.to_der()?)
 }
 
+/// SHA3-256 of the SubjectPublicKeyInfo DER of `key`: the node id.
+///
+/// A key of its algorithm's fixed length always gets the same DER prefix,
+/// so that prefix is built once per algorithm and the key hashed after it,
+/// without building the DER each time (node ids are computed for every
+/// transaction a chain node admits).
+pub(super) fn spki_hash(alg: Algorithm, key: &[u8]) -> Result<[u8; 32], CryptoError> {
+    use std::sync::OnceLock;
+    static FALCON: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    static ED25519: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    let cell = match alg {
+        Algorithm::FnDsa1024 => &FALCON,
+        Algorithm::Ed25519 => &ED25519,
+    };
+    let len = alg.public_key_len();
+    let prefix = cell.get_or_init(|| {
+        let der = spki_der(alg, &vec![0u8; len]).ok()?;
+        Some(der[..der.len() - len].to_vec())
+    });
+    match prefix {
+        Some(p) if key.len() == len => Ok(super::sha3_256_parts(&[p, key])),
+        _ => Ok(super::sha3_256(&spki_der(alg, key)?)),
+    }
+}
+
 pub(super) fn parse_spki(der: &[u8]) -> Result<(Algorithm, Vec<u8>), CryptoError> {
     let spki = SubjectPublicKeyInfoOwned::from_der(der)?;
     if spki.algorithm.parameters.is_some() {
@@ -211,6 +236,19 @@ pub fn read_key_file(path: &Path) -> crate::Result<KeyPair> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn node_ids_hash_the_full_spki_der() {
+        for alg in [Algorithm::FnDsa1024, Algorithm::Ed25519] {
+            let kp = KeyPair::generate(alg);
+            let der = spki_der(alg, kp.public_key().as_bytes()).unwrap();
+            assert_eq!(
+                spki_hash(alg, kp.public_key().as_bytes()).unwrap(),
+                crate::crypto::sha3_256(&der)
+            );
+            assert_eq!(kp.public_key().node_id().0, crate::crypto::sha3_256(&der));
+        }
+    }
 
     #[test]
     fn key_files_are_private_and_round_trip() {

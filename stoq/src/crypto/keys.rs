@@ -33,8 +33,7 @@ impl PublicKey {
             Algorithm::FnDsa1024 => Verifier::Falcon(FalconVerifier::decode(bytes)?),
             Algorithm::Ed25519 => Verifier::Ed25519(ed25519::decode_public(bytes)?),
         };
-        let spki = encoding::spki_der(alg, bytes)?;
-        let node_id = NodeId(super::sha3_256(&spki));
+        let node_id = NodeId(encoding::spki_hash(alg, bytes)?);
         Ok(PublicKey(Arc::new(PublicKeyInner {
             alg,
             bytes: bytes.to_vec(),
