@@ -3,17 +3,21 @@
 #
 # The devnet is: build; a TrustChain CA of 3 members (2-of-3) with its
 # transparency logs, HTTP views and DNS; a node enrolled with a token and
-# its certificate verified against the logs; and a STOQ server and client
-# exchanging messages over a post-quantum (X25519MLKEM768 + FN-DSA-1024)
-# handshake. Each component has its own functions (pki_*, start_*, demo_*),
-# so that later layers (HyperMesh, Caesar, apps) can be added the same way.
+# its certificate verified against the logs; a HyperMesh node (single
+# validator) enrolled the same way, committing a transfer sent over STOQ;
+# and a STOQ server and client exchanging messages over a post-quantum
+# (X25519MLKEM768 + FN-DSA-1024) handshake. Each component has its own
+# functions (setup_*, start_*, demo_*), so that later layers (Caesar, apps)
+# can be added the same way.
 #
-# Usage: deploy/devnet.sh [--once] [--port N] [--metrics-port N] [--tc-port N] [--dir DIR]
+# Usage: deploy/devnet.sh [--once] [--port N] [--metrics-port N] [--tc-port N] [--hm-port N] [--dir DIR]
 #   --once            run the demo, stop everything and exit (CI)
 #   --port N          QUIC port of the STOQ node-1 (default 4433)
 #   --metrics-port N  Prometheus /metrics port of node-1 (default 9464)
 #   --tc-port N       STOQ port of TrustChain member 0 (default 7400; member
 #                     i uses N+i, HTTP N+80+i, DNS N-2047+i, DoQ N+1453+i)
+#   --hm-port N       STOQ port of the HyperMesh node (default 7600; its
+#                     JSON-RPC and /metrics on N+80)
 #   --dir DIR         state directory (default .devnet in the repository)
 # Needs only Rust (cargo) and an IPv6 loopback.
 set -euo pipefail
@@ -25,6 +29,7 @@ STOQ_PORT=4433
 STOQ_METRICS_PORT=9464
 TC_PORT=7400
 TC_MEMBERS=3
+HM_PORT=7600
 
 # Processes this script started: PIDS[i] is named NAMES[i].
 PIDS=()
@@ -59,6 +64,11 @@ parse_args() {
                 TC_PORT=$2
                 shift
                 ;;
+            --hm-port)
+                [ $# -ge 2 ] || die "--hm-port needs a number"
+                HM_PORT=$2
+                shift
+                ;;
             --dir)
                 [ $# -ge 2 ] || die "--dir needs a path"
                 DEVNET_DIR=$2
@@ -77,6 +87,8 @@ parse_args() {
         [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || die "invalid port $p (1-65535)"
     done
     [ "$STOQ_PORT" != "$STOQ_METRICS_PORT" ] || die "--port and --metrics-port must differ"
+    [[ "$HM_PORT" =~ ^[0-9]+$ ]] && [ "$HM_PORT" -ge 1024 ] && [ "$HM_PORT" -le 65000 ] || die "invalid --hm-port $HM_PORT (1024-65000)"
+    HM_HTTP_PORT=$((HM_PORT + 80))
     mkdir -p "$DEVNET_DIR"
     DEVNET_DIR=$(cd "$DEVNET_DIR" && pwd)
     PKI="$DEVNET_DIR/pki"
@@ -95,12 +107,14 @@ check_prerequisites() {
 # ----------------------------------------------------------------- build --
 
 build_all() {
-    log "building (cargo build --release -p stoq -p trustchain)"
-    (cd "$ROOT" && cargo build --release -p stoq -p trustchain)
+    log "building (cargo build --release -p stoq -p trustchain -p hypermesh-node)"
+    (cd "$ROOT" && cargo build --release -p stoq -p trustchain -p hypermesh-node)
     STOQ="${CARGO_TARGET_DIR:-$ROOT/target}/release/stoq"
     TC="${CARGO_TARGET_DIR:-$ROOT/target}/release/trustchain"
+    HM="${CARGO_TARGET_DIR:-$ROOT/target}/release/hypermesh"
     [ -x "$STOQ" ] || die "build finished but $STOQ is missing"
     [ -x "$TC" ] || die "build finished but $TC is missing"
+    [ -x "$HM" ] || die "build finished but $HM is missing"
 }
 
 # ------------------------------------------------------------ processes --
@@ -223,6 +237,48 @@ demo_trustchain() {
     "$TC" --log warn log head --bundle "$TCDIR/bundle.toml" | sed 's/^/    /'
 }
 
+# ------------------------------------------------------------- HyperMesh --
+
+# setup_hypermesh: the node's key (kept), a fresh certificate from
+# TrustChain (every run), a wallet and a genesis funding it (kept: the
+# chain resumes where the last run stopped).
+setup_hypermesh() {
+    HMDIR="$DEVNET_DIR/hypermesh"
+    mkdir -p "$HMDIR"
+    local token
+    token=$("$TC" --log warn token create --bundle "$TCDIR/bundle.toml" --admin-key "$TCDIR/admin.key" \
+        --names hypermesh-1.mesh --ttl 10m) || die "token creation for the HyperMesh node failed"
+    log "HyperMesh: enrolling hypermesh-1.mesh with TrustChain"
+    "$HM" --log warn init --dir "$HMDIR" --bundle "$TCDIR/bundle.toml" --token "$token" --name hypermesh-1 \
+        --listen "[::1]:$HM_PORT" --http "[::1]:$HM_HTTP_PORT" | sed 's/^/    /' ||
+        die "HyperMesh node enrollment failed (see $LOGS/trustchain-*.log)"
+    [ -f "$HMDIR/wallet.key" ] || "$HM" --log warn keys new "$HMDIR/wallet.key" | sed 's/^/    /'
+    [ -f "$HMDIR/bob.key" ] || "$HM" --log warn keys new "$HMDIR/bob.key" | sed 's/^/    /'
+    if [ ! -f "$HMDIR/genesis.toml" ]; then
+        "$HM" --log warn genesis --out "$HMDIR/genesis.toml" --validator "$HMDIR/node.key=1000000" \
+            --balance "$HMDIR/wallet.key=1000000000" | sed 's/^/    /'
+    fi
+}
+
+start_hypermesh() {
+    log "starting the HyperMesh node on [::1]:$HM_PORT (JSON-RPC and metrics on http://[::1]:$HM_HTTP_PORT)"
+    start "hypermesh node" "$LOGS/hypermesh-1" "$HM" start --config "$HMDIR/hypermesh.toml"
+    HM_PID=${PIDS[-1]}
+    wait_for_line "$HM_PID" "$LOGS/hypermesh-1.out" '^hypermesh node .* listening on ' "hypermesh node"
+    sed 's/^/    /' "$LOGS/hypermesh-1.out"
+}
+
+# demo_hypermesh: a transfer from the wallet, signed, with its proof of
+# work, submitted over STOQ and committed; then the account and the block.
+demo_hypermesh() {
+    log "HyperMesh: a transfer over STOQ, committed"
+    local cfg="$HMDIR/hypermesh.toml"
+    "$HM" --log warn tx send --config "$cfg" --key "$HMDIR/wallet.key" --to "$HMDIR/bob.key" --amount 25 |
+        sed 's/^/    /' || die "the transfer failed (see $LOGS/hypermesh-1.log)"
+    "$HM" --log warn query account "$HMDIR/bob.key" --config "$cfg" | sed 's/^/    /' || die "query failed"
+    "$HM" --log warn block latest --config "$cfg" | sed 's/^/    /' || die "block query failed"
+}
+
 # ------------------------------------------------------------------ STOQ --
 
 # pki_stoq: a development root (kept across runs), node and client keys
@@ -289,6 +345,9 @@ summary() {
                     log and metrics http://[::1]:$((TC_PORT + 80))/log/checkpoint, /metrics
                     DNS [::1]:$((TC_PORT - 2047)) (udp/tcp), DoQ [::1]:$((TC_PORT + 1453)); try: dig @::1 -p $((TC_PORT - 2047)) AAAA node-1.mesh
                     bundle $TCDIR/bundle.toml, admin key $TCDIR/admin.key
+    HyperMesh       quic://[::1]:$HM_PORT (name hypermesh-1.mesh), JSON-RPC and metrics http://[::1]:$HM_HTTP_PORT
+                    config $HMDIR/hypermesh.toml, wallet $HMDIR/wallet.key
+                    try: $HM query status --config $HMDIR/hypermesh.toml
     STOQ node-1     quic://[::1]:$STOQ_PORT  (name node-1.mesh, post-quantum)
     metrics         http://[::1]:$STOQ_METRICS_PORT/metrics
     PKI             $PKI  (root: ca/ca.pem; client identity: client-1.pem/.key)
@@ -308,6 +367,9 @@ main() {
     pki_trustchain
     start_trustchain
     demo_trustchain
+    setup_hypermesh
+    start_hypermesh
+    demo_hypermesh
     pki_stoq
     start_stoq
     demo_stoq

@@ -240,10 +240,14 @@ pub(crate) async fn init(a: InitArgs) -> anyhow::Result<()> {
         };
         std::fs::write(&config_path, toml::to_string(&c)?).context("writing hypermesh.toml")?;
     }
+    let hours = issued
+        .certificate
+        .not_after()
+        .duration_since(SystemTime::now())
+        .map_or(0, |d| d.as_secs() / 3_600);
     println!(
-        "node {name} account {} certified until {:?}; config {}",
+        "node {name} account {} certified for {hours} h (renewed by the node); config {}",
         stoq::crypto::hex(&key.public_key().node_id().0),
-        issued.certificate.not_after(),
         config_path.display()
     );
     Ok(())

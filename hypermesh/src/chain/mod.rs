@@ -16,12 +16,14 @@
 //! proposals that never commit. The chain does no I/O besides its
 //! database and keeps no clock: callers pass the time.
 
+mod blocklog;
 mod commit;
 mod read;
 mod tables;
 #[cfg(test)]
 mod tests;
 
+pub use blocklog::BlockLog;
 pub use commit::{vote_signing_bytes, CommitCertificate, CommitSignature, VoteKind, MAX_COMMIT_SIGNATURES};
 pub use read::{EventRecord, StateProofAt, TxRecord, MAX_EVENTS_PER_READ};
 
@@ -37,9 +39,7 @@ use crate::runtime::{BlockInfo, BlockLimits, BlockOutcome, Genesis, Receipt, Run
 use crate::state::{StagedState, StateStore};
 use crate::types::{AccountId, Block, BlockHeader, CheckedTx, ProofSection};
 use crate::TxError;
-use tables::{
-    db_err, position, BLOCKS, BLOCK_EVENTS, HASHES, META, META_GENESIS, META_SCHEMA, META_TIP, RECEIPTS, SCHEMA, TXS,
-};
+use tables::{db_err, position, Location, BLOCKS, HASHES, META, META_GENESIS, META_SCHEMA, META_TIP, SCHEMA, TXS};
 
 /// How far ahead of the validating node's clock a block's timestamp may be.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
@@ -117,6 +117,7 @@ pub struct Chain {
     genesis: Genesis,
     genesis_hash: Hash,
     db: Arc<Database>,
+    log: BlockLog,
     state: StateStore,
     config: ChainConfig,
     tip: RwLock<Arc<Tip>>,
@@ -135,17 +136,25 @@ impl std::fmt::Debug for Chain {
 
 impl Chain {
     /// Opens the chain in the database file at `path` (created if
-    /// missing, started from `genesis`).
+    /// missing, started from `genesis`), with its block log beside it
+    /// (`path` with the extension `blocks`).
     pub fn open(path: &Path, runtime: Runtime, genesis: &Genesis, config: ChainConfig) -> Result<Chain> {
         let db = Database::create(path).map_err(|e| Error::Store(format!("opening {}: {e}", path.display())))?;
-        Self::open_db(Arc::new(db), runtime, genesis, config)
+        let log = BlockLog::open(&path.with_extension("blocks"))?;
+        Self::open_db(Arc::new(db), log, runtime, genesis, config)
     }
 
     /// Opens the chain in `db`. A fresh database is initialised with
     /// `genesis`; one written before must hold the same genesis (a data
     /// dir of another chain is refused) and resumes at its last committed
     /// block.
-    pub fn open_db(db: Arc<Database>, runtime: Runtime, genesis: &Genesis, config: ChainConfig) -> Result<Chain> {
+    pub fn open_db(
+        db: Arc<Database>,
+        log: BlockLog,
+        runtime: Runtime,
+        genesis: &Genesis,
+        config: ChainConfig,
+    ) -> Result<Chain> {
         if config.state_history == 0 {
             return Err(Error::Genesis("state_history must be at least 1".into()));
         }
@@ -154,9 +163,7 @@ impl Chain {
         let txn = db.begin_write().map_err(db_err)?;
         {
             let mut meta = txn.open_table(META).map_err(db_err)?;
-            for t in [txn.open_table(BLOCKS).map(|_| ()), txn.open_table(RECEIPTS).map(|_| ())] {
-                t.map_err(db_err)?;
-            }
+            txn.open_table(BLOCKS).map_err(db_err)?;
             txn.open_table(HASHES).map_err(db_err)?;
             txn.open_table(TXS).map_err(db_err)?;
             let stored = meta.get(META_GENESIS).map_err(db_err)?.map(|v| v.value().to_vec());
@@ -196,6 +203,7 @@ impl Chain {
             genesis: genesis.clone(),
             genesis_hash,
             db,
+            log,
             state,
             config,
             tip: RwLock::new(Arc::new(Tip {
@@ -207,23 +215,29 @@ impl Chain {
             })),
             commit_lock: Mutex::new(()),
         };
+        chain.reconcile_log(chain.stored_height()?)?;
         let tip = chain.load_tip()?;
         *chain.tip.write().map_err(|_| poisoned())? = Arc::new(tip);
         Ok(chain)
     }
 
-    fn load_tip(&self) -> Result<Tip> {
+    /// The height of the last committed block, as the index records it.
+    fn stored_height(&self) -> Result<u64> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let raw = meta
             .get(META_TIP)
             .map_err(db_err)?
             .ok_or_else(|| Error::Store("no tip recorded".into()))?;
-        let height = u64::from_be_bytes(
+        Ok(u64::from_be_bytes(
             raw.value()
                 .try_into()
                 .map_err(|_| Error::Store("malformed tip record".into()))?,
-        );
+        ))
+    }
+
+    fn load_tip(&self) -> Result<Tip> {
+        let height = self.stored_height()?;
         let (hash, time_ms) = if height == 0 {
             (self.genesis_hash, self.genesis.time_ms)
         } else {
@@ -240,6 +254,34 @@ impl Chain {
             state_root: reader.root(),
             validators: staking::validator_set(&reader)?,
         })
+    }
+
+    /// Cuts what the log holds past the last indexed block (a commit
+    /// that crashed between writing the log and the index); refuses a log
+    /// shorter than the index says.
+    fn reconcile_log(&self, height: u64) -> Result<()> {
+        let end = match height {
+            0 => 0,
+            h => self
+                .location(h)?
+                .ok_or_else(|| Error::Store(format!("tip block {h} is not indexed")))?
+                .end(),
+        };
+        let len = self.log.len()?;
+        if len < end {
+            return Err(Error::Store(format!(
+                "the block log holds {len} bytes but block {height} ends at {end}: the data dir is damaged; \
+                 restore it from a snapshot or a backup"
+            )));
+        }
+        if len > end {
+            tracing::warn!(
+                bytes = len - end,
+                "cutting an unindexed tail off the block log (a commit was interrupted)"
+            );
+            self.log.truncate(end)?;
+        }
+        Ok(())
     }
 
     /// The last committed block.
@@ -408,40 +450,52 @@ impl Chain {
         }
         let mut block = executed.block;
         block.commit = certificate.encode()?;
-        let block_bytes = Block::encode_parts(&block.header, executed.txs.iter().map(CheckedTx::bytes), &block.commit)?;
         let tx_hashes: Vec<Hash> = executed.txs.iter().map(CheckedTx::hash).collect();
 
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            self.state.write(&txn, &executed.staged)?;
-            let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
-            blocks.insert(height, block_bytes.as_slice()).map_err(db_err)?;
-            let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
-            hashes.insert(executed.hash, height).map_err(db_err)?;
-            let mut txs = txn.open_table(TXS).map_err(db_err)?;
-            let mut receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
-            for (i, (hash, receipt)) in tx_hashes.iter().zip(&executed.outcome.receipts).enumerate() {
-                let pos = position(height, i as u32);
-                txs.insert(*hash, pos).map_err(db_err)?;
-                receipts.insert(pos, receipt.encode().as_slice()).map_err(db_err)?;
+        // The record first, synced: the index below never points past it.
+        let (offset, block_len, record_len) = self.log.append(|w| {
+            let n = Block::write_parts(
+                w,
+                &block.header,
+                executed.txs.iter().map(CheckedTx::bytes),
+                &block.commit,
+            )?;
+            tables::write_results(w, &executed.outcome.receipts, &executed.outcome.block_events)?;
+            Ok(n)
+        })?;
+        let location = Location {
+            offset,
+            block_len,
+            record_len,
+        };
+        let indexed = (|| {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            {
+                self.state.write(&txn, &executed.staged)?;
+                let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+                blocks.insert(height, location.encode()).map_err(db_err)?;
+                let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
+                hashes.insert(executed.hash, height).map_err(db_err)?;
+                let mut txs = txn.open_table(TXS).map_err(db_err)?;
+                for (i, hash) in tx_hashes.iter().enumerate() {
+                    txs.insert(*hash, position(height, i as u32)).map_err(db_err)?;
+                }
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                meta.insert(META_TIP, height.to_be_bytes().as_slice()).map_err(db_err)?;
             }
-            if !executed.outcome.block_events.is_empty() {
-                receipts
-                    .insert(
-                        position(height, BLOCK_EVENTS),
-                        tables::encode_events(&executed.outcome.block_events).as_slice(),
-                    )
-                    .map_err(db_err)?;
+            if let Some(keep_from) = (height + 1).checked_sub(self.config.state_history) {
+                if keep_from > 0 {
+                    self.state.prune(&txn, keep_from)?;
+                }
             }
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            meta.insert(META_TIP, height.to_be_bytes().as_slice()).map_err(db_err)?;
+            txn.commit().map_err(db_err)
+        })();
+        if let Err(e) = indexed {
+            // Nothing points at the record: drop it now rather than at the
+            // next open.
+            let _ = self.log.truncate(offset);
+            return Err(e);
         }
-        if let Some(keep_from) = (height + 1).checked_sub(self.config.state_history) {
-            if keep_from > 0 {
-                self.state.prune(&txn, keep_from)?;
-            }
-        }
-        txn.commit().map_err(db_err)?;
 
         let reader = self.state.reader(height)?;
         let mut next_nonces: Vec<(AccountId, u64)> = Vec::new();

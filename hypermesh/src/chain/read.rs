@@ -2,7 +2,7 @@
 
 use redb::ReadableDatabase;
 
-use super::tables::{db_err, decode_events, parse_position, position, BLOCKS, BLOCK_EVENTS, HASHES, RECEIPTS, TXS};
+use super::tables::{db_err, parse_position, read_results, Location, BLOCKS, HASHES, TXS};
 use super::Chain;
 use crate::codec::Hash;
 use crate::error::{Error, Result};
@@ -38,21 +38,30 @@ pub struct EventRecord {
 pub const MAX_EVENTS_PER_READ: usize = 10_000;
 
 impl Chain {
-    /// The committed block at `height` (1 and up).
-    pub fn block(&self, height: u64) -> Result<Option<Block>> {
+    /// Where block `height`'s record is in the log.
+    pub(super) fn location(&self, height: u64) -> Result<Option<Location>> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let blocks = txn.open_table(BLOCKS).map_err(db_err)?;
-        let Some(raw) = blocks.get(height).map_err(db_err)? else {
-            return Ok(None);
-        };
-        Block::decode(raw.value()).map(Some)
+        Ok(blocks
+            .get(height)
+            .map_err(db_err)?
+            .map(|v| Location::decode(&v.value())))
     }
 
     /// The encoded committed block at `height` (as stored, with its commit).
     pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let blocks = txn.open_table(BLOCKS).map_err(db_err)?;
-        Ok(blocks.get(height).map_err(db_err)?.map(|v| v.value().to_vec()))
+        let Some(at) = self.location(height)? else {
+            return Ok(None);
+        };
+        self.log.read(at.offset, at.block_len).map(Some)
+    }
+
+    /// The committed block at `height` (1 and up).
+    pub fn block(&self, height: u64) -> Result<Option<Block>> {
+        match self.block_bytes(height)? {
+            Some(b) => Block::decode(&b).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The header of the committed block at `height`.
@@ -67,28 +76,33 @@ impl Chain {
         Ok(hashes.get(*hash).map_err(db_err)?.map(|v| v.value()))
     }
 
-    /// A committed transaction by id, with its receipt.
-    pub fn tx(&self, hash: &Hash) -> Result<Option<TxRecord>> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let txs = txn.open_table(TXS).map_err(db_err)?;
-        let Some(pos) = txs.get(*hash).map_err(db_err)?.map(|v| v.value()) else {
+    /// The receipts and hook events of the committed block at `height`.
+    fn results(&self, height: u64) -> Result<Option<(Vec<Receipt>, Vec<Event>)>> {
+        let Some(at) = self.location(height)? else {
             return Ok(None);
         };
+        let raw = self
+            .log
+            .read(at.offset + at.block_len, at.record_len.saturating_sub(at.block_len))?;
+        read_results(&raw).map(Some)
+    }
+
+    /// A committed transaction by id, with its receipt.
+    pub fn tx(&self, hash: &Hash) -> Result<Option<TxRecord>> {
+        let pos = {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let txs = txn.open_table(TXS).map_err(db_err)?;
+            let Some(pos) = txs.get(*hash).map_err(db_err)?.map(|v| v.value()) else {
+                return Ok(None);
+            };
+            pos
+        };
         let (height, index) = parse_position(&pos);
-        let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
-        let receipt = receipts
-            .get(pos)
-            .map_err(db_err)?
-            .ok_or_else(|| Error::Store(format!("receipt {height}/{index} is missing")))?;
-        let receipt = Receipt::decode(receipt.value())?;
-        let block = self
-            .block(height)?
-            .ok_or_else(|| Error::Store(format!("block {height} is missing")))?;
-        let tx = block
-            .txs
-            .into_iter()
-            .nth(index as usize)
-            .ok_or_else(|| Error::Store(format!("transaction {height}/{index} is missing")))?;
+        let missing = || Error::Store(format!("transaction {height}/{index} is missing"));
+        let (receipts, _) = self.results(height)?.ok_or_else(missing)?;
+        let receipt = receipts.into_iter().nth(index as usize).ok_or_else(missing)?;
+        let block = self.block(height)?.ok_or_else(missing)?;
+        let tx = block.txs.into_iter().nth(index as usize).ok_or_else(missing)?;
         Ok(Some(TxRecord {
             height,
             index,
@@ -97,25 +111,17 @@ impl Chain {
         }))
     }
 
-    /// The receipts of the committed block at `height`, in order.
+    /// The receipts of the committed block at `height`, in order (empty
+    /// if there is no such block).
     pub fn receipts(&self, height: u64) -> Result<Vec<Receipt>> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
-        let mut out = Vec::new();
-        for row in receipts
-            .range(position(height, 0)..position(height, BLOCK_EVENTS))
-            .map_err(db_err)?
-        {
-            let (_, v) = row.map_err(db_err)?;
-            out.push(Receipt::decode(v.value())?);
-        }
-        Ok(out)
+        Ok(self.results(height)?.map(|(r, _)| r).unwrap_or_default())
     }
 
     /// Events of committed blocks `from..=to` (clamped to the tip), in
     /// chain order, optionally only those of `module` and `kind`; at most
-    /// `limit` (capped at [`MAX_EVENTS_PER_READ`]). Returns the events and
-    /// the height to resume from (one past the last block fully read).
+    /// `limit` (capped at [`MAX_EVENTS_PER_READ`]), but whole blocks only
+    /// (the first block's events are returned even if more). Returns the
+    /// events and the height to resume from (one past the last block read).
     pub fn events(
         &self,
         from: u64,
@@ -127,37 +133,29 @@ impl Chain {
         let limit = limit.clamp(1, MAX_EVENTS_PER_READ);
         let to = to.min(self.tip().height);
         let from = from.max(1);
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
         let keep = |e: &Event| module.is_none_or(|m| e.module == m) && kind.is_none_or(|k| e.kind == k);
         let mut out = Vec::new();
         let mut height = from;
         while height <= to {
+            let Some((receipts, hooks)) = self.results(height)? else {
+                break;
+            };
             let mut found = Vec::new();
-            for row in receipts
-                .range(position(height, 0)..=position(height, BLOCK_EVENTS))
-                .map_err(db_err)?
-            {
-                let (k, v) = row.map_err(db_err)?;
-                let (_, index) = parse_position(&k.value());
-                if index == BLOCK_EVENTS {
-                    for event in decode_events(v.value())?.into_iter().filter(|e| keep(e)) {
-                        found.push(EventRecord {
-                            height,
-                            tx: None,
-                            event,
-                        });
-                    }
-                } else {
-                    let r = Receipt::decode(v.value())?;
-                    for event in r.events.into_iter().filter(|e| keep(e)) {
-                        found.push(EventRecord {
-                            height,
-                            tx: Some((index, r.tx_hash)),
-                            event,
-                        });
-                    }
+            for (index, r) in receipts.into_iter().enumerate() {
+                for event in r.events.into_iter().filter(|e| keep(e)) {
+                    found.push(EventRecord {
+                        height,
+                        tx: Some((index as u32, r.tx_hash)),
+                        event,
+                    });
                 }
+            }
+            for event in hooks.into_iter().filter(|e| keep(e)) {
+                found.push(EventRecord {
+                    height,
+                    tx: None,
+                    event,
+                });
             }
             // A block is returned whole or not at all, so resuming from the
             // returned height neither skips nor repeats an event.

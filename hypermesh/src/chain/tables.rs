@@ -1,37 +1,98 @@
-//! Where blocks, receipts and the transaction index live in redb, beside
-//! the state tables, so one write transaction commits a block whole.
+//! Where the chain's index lives in redb, beside the state tables, so one
+//! write transaction commits a block's index, its state and the tip
+//! together. The blocks and receipts themselves are in the block log
+//! ([`super::blocklog`]).
 //!
 //! | table | key | value |
 //! |---|---|---|
 //! | `chain_meta` | name | bytes (`schema`, `genesis`, `tip`) |
-//! | `chain_blocks` | height | block encoding (with its commit) |
+//! | `chain_blocks` | height | log offset (8) ‖ block length (8) ‖ record length (8) |
 //! | `chain_hashes` | block hash | height |
-//! | `chain_txs` | tx hash | height (8) ‖ index (4) |
-//! | `chain_receipts` | height (8) ‖ index (4) | receipt encoding |
+//! | `chain_txs` | tx id | height (8) ‖ index (4) |
 //!
-//! The receipt row at index `u32::MAX` holds the events of the block's
-//! begin and end hooks.
+//! A log record is the block's canonical encoding followed by its results:
+//! the receipts, then the events of the block's begin and end hooks.
 
 use redb::TableDefinition;
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::runtime::{Event, MAX_EVENTS};
+use crate::runtime::{Event, Receipt, MAX_EVENTS};
 
 pub(super) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("chain_meta");
-pub(super) const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("chain_blocks");
+pub(super) const BLOCKS: TableDefinition<'_, u64, [u8; 24]> = TableDefinition::new("chain_blocks");
 pub(super) const HASHES: TableDefinition<'_, [u8; 32], u64> = TableDefinition::new("chain_hashes");
 pub(super) const TXS: TableDefinition<'_, [u8; 32], [u8; 12]> = TableDefinition::new("chain_txs");
-pub(super) const RECEIPTS: TableDefinition<'_, [u8; 12], &[u8]> = TableDefinition::new("chain_receipts");
 
 /// Layout version of these tables; a data dir with another is refused.
-pub(super) const SCHEMA: u32 = 1;
+pub(super) const SCHEMA: u32 = 2;
 pub(super) const META_SCHEMA: &str = "schema";
 pub(super) const META_GENESIS: &str = "genesis";
 pub(super) const META_TIP: &str = "tip";
 
-/// The index of the block-events row among a block's receipts.
-pub(super) const BLOCK_EVENTS: u32 = u32::MAX;
+/// Where a block's record is in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Location {
+    pub(super) offset: u64,
+    pub(super) block_len: u64,
+    pub(super) record_len: u64,
+}
+
+impl Location {
+    pub(super) fn encode(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        out[..8].copy_from_slice(&self.offset.to_be_bytes());
+        out[8..16].copy_from_slice(&self.block_len.to_be_bytes());
+        out[16..].copy_from_slice(&self.record_len.to_be_bytes());
+        out
+    }
+
+    pub(super) fn decode(b: &[u8; 24]) -> Location {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            u64::from_be_bytes(w)
+        };
+        Location {
+            offset: word(0),
+            block_len: word(8),
+            record_len: word(16),
+        }
+    }
+
+    /// One past the record's last byte.
+    pub(super) fn end(&self) -> u64 {
+        self.offset.saturating_add(self.record_len)
+    }
+}
+
+/// Most receipts a results record holds (one per transaction).
+const MAX_RECEIPTS: usize = crate::types::MAX_BLOCK_TXS;
+
+/// Writes a block's results (receipts, then hook events).
+pub(super) fn write_results(out: &mut dyn std::io::Write, receipts: &[Receipt], events: &[Event]) -> Result<()> {
+    let io = |e: std::io::Error| Error::Store(format!("writing receipts: {e}"));
+    out.write_all(&(receipts.len() as u32).to_be_bytes()).map_err(io)?;
+    for r in receipts {
+        let b = r.encode();
+        out.write_all(&(b.len() as u32).to_be_bytes()).map_err(io)?;
+        out.write_all(&b).map_err(io)?;
+    }
+    out.write_all(&encode_events(events)).map_err(io)
+}
+
+/// Reads what [`write_results`] wrote.
+pub(super) fn read_results(b: &[u8]) -> Result<(Vec<Receipt>, Vec<Event>)> {
+    use crate::codec::ReadExt;
+    let mut r = Reader::new(b, "block results");
+    let n = r.count32(MAX_RECEIPTS)?;
+    let mut receipts = Vec::with_capacity(n.min(r.remaining() / 4));
+    for _ in 0..n {
+        receipts.push(Receipt::decode(r.bytes32(b.len())?)?);
+    }
+    let rest = r.take(r.remaining())?;
+    Ok((receipts, decode_events(rest)?))
+}
 
 /// (height, index) as a table key.
 pub(super) fn position(height: u64, index: u32) -> [u8; 12] {

@@ -50,7 +50,7 @@ fn mem_chain(n: &Net, config: ChainConfig) -> Chain {
     let db = Database::builder()
         .create_with_backend(InMemoryBackend::new())
         .expect("db");
-    Chain::open_db(Arc::new(db), runtime(), &n.genesis, config).expect("open")
+    Chain::open_db(Arc::new(db), BlockLog::memory(), runtime(), &n.genesis, config).expect("open")
 }
 
 fn transfer(from: &KeyPair, nonce: u64, to: &AccountId, amount: u128) -> Transaction {
@@ -138,6 +138,44 @@ fn blocks_commit_persist_and_resume_after_reopen() {
     other.time_ms += 1;
     match Chain::open(&path, runtime(), &other, ChainConfig::default()) {
         Err(Error::Genesis(m)) => assert!(m.contains("another genesis"), "{m}"),
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn an_interrupted_commit_leaves_a_log_tail_that_reopening_cuts() {
+    let n = net();
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("chain.redb");
+    let bob = account(&n.users[1]);
+    {
+        let chain = Chain::open(&path, runtime(), &n.genesis, ChainConfig::default()).expect("open");
+        produce(&chain, &n, 5_000, &[transfer(&n.users[0], 0, &bob, 1)]);
+    }
+    // A record written, the index never committed (killed in between).
+    let log_path = path.with_extension("blocks");
+    let good = std::fs::metadata(&log_path).expect("log").len();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log_path).expect("log");
+        f.write_all(&[0xAB; 5_000]).expect("write");
+    }
+    let chain = Chain::open(&path, runtime(), &n.genesis, ChainConfig::default()).expect("reopen");
+    assert_eq!(std::fs::metadata(&log_path).expect("log").len(), good);
+    assert_eq!(chain.tip().height, 1);
+    let c = produce(&chain, &n, 6_000, &[transfer(&n.users[0], 1, &bob, 1)]);
+    assert_eq!(chain.block(2).expect("read").expect("block 2").header, c.block.header);
+    assert_eq!(chain.block(1).expect("read").expect("block 1").txs.len(), 1);
+    drop(chain);
+    // A log shorter than the index is damage, not something to paper over.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log_path)
+        .expect("log")
+        .set_len(good - 1)
+        .expect("truncate");
+    match Chain::open(&path, runtime(), &n.genesis, ChainConfig::default()) {
+        Err(Error::Store(m)) => assert!(m.contains("damaged"), "{m}"),
         r => panic!("{r:?}"),
     }
 }

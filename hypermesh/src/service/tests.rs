@@ -51,7 +51,14 @@ fn runtime() -> Runtime {
 }
 
 fn service(f: &Fixture, db: Arc<Database>) -> Arc<NodeService> {
-    let chain = Chain::open_db(db, runtime(), &f.genesis, ChainConfig::default()).expect("chain");
+    let chain = Chain::open_db(
+        db,
+        crate::chain::BlockLog::memory(),
+        runtime(),
+        &f.genesis,
+        ChainConfig::default(),
+    )
+    .expect("chain");
     NodeService::new(chain, f.validator.clone(), ServiceConfig::default()).expect("service")
 }
 
@@ -210,7 +217,14 @@ async fn admitted_transactions_are_produced_and_subscribers_wake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_producer_fills_blocks_on_its_timer_and_stops_on_shutdown() {
     let f = fixture();
-    let chain = Chain::open_db(mem_db(), runtime(), &f.genesis, ChainConfig::default()).expect("chain");
+    let chain = Chain::open_db(
+        mem_db(),
+        crate::chain::BlockLog::memory(),
+        runtime(),
+        &f.genesis,
+        ChainConfig::default(),
+    )
+    .expect("chain");
     let s = NodeService::new(
         chain,
         f.validator.clone(),
@@ -247,7 +261,14 @@ async fn the_producer_fills_blocks_on_its_timer_and_stops_on_shutdown() {
 #[test]
 fn only_a_key_with_a_quorum_may_produce_alone() {
     let f = fixture();
-    let chain = Chain::open_db(mem_db(), runtime(), &f.genesis, ChainConfig::default()).expect("chain");
+    let chain = Chain::open_db(
+        mem_db(),
+        crate::chain::BlockLog::memory(),
+        runtime(),
+        &f.genesis,
+        ChainConfig::default(),
+    )
+    .expect("chain");
     match NodeService::new(chain, f.alice.clone(), ServiceConfig::default()) {
         Err(Error::Genesis(m)) => assert!(m.contains("two thirds"), "{m}"),
         other => panic!("{other:?}"),

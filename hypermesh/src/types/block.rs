@@ -226,6 +226,21 @@ impl Block {
         txs: impl ExactSizeIterator<Item = &'a [u8]>,
         commit: &[u8],
     ) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        Self::write_parts(&mut out, header, txs, commit)?;
+        Ok(out)
+    }
+
+    /// Writes [`Block::encode_parts`]'s bytes to `out` as they are made
+    /// (a full block is large: no buffer of the whole of it); returns how
+    /// many were written.
+    pub fn write_parts<'a>(
+        out: &mut dyn std::io::Write,
+        header: &BlockHeader,
+        txs: impl ExactSizeIterator<Item = &'a [u8]>,
+        commit: &[u8],
+    ) -> Result<u64> {
+        let io = |e: std::io::Error| Error::Store(format!("writing a block: {e}"));
         if txs.len() > MAX_BLOCK_TXS {
             return Err(Error::Encode {
                 what: "block",
@@ -236,13 +251,19 @@ impl Block {
         let mut w = Writer::new();
         header.write(&mut w)?;
         w.u32(txs.len() as u32);
+        let head = w.finish();
+        out.write_all(&head).map_err(io)?;
+        let mut total = head.len() as u64;
         for tx in txs {
             check_len("transaction", tx.len(), MAX_TX_BYTES)?;
-            w.bytes32(tx);
+            out.write_all(&(tx.len() as u32).to_be_bytes()).map_err(io)?;
+            out.write_all(tx).map_err(io)?;
+            total += 4 + tx.len() as u64;
         }
-        w.bytes32(commit);
-        let out = w.finish();
-        check_len("block", out.len(), MAX_BLOCK_BYTES)?;
-        Ok(out)
+        out.write_all(&(commit.len() as u32).to_be_bytes()).map_err(io)?;
+        out.write_all(commit).map_err(io)?;
+        total += 4 + commit.len() as u64;
+        check_len("block", usize::try_from(total).unwrap_or(usize::MAX), MAX_BLOCK_BYTES)?;
+        Ok(total)
     }
 }
