@@ -171,6 +171,45 @@ impl Runtime {
     /// are the caller's): not expired, the next nonce, a fee that is high
     /// enough and payable, a gas limit that covers its size.
     pub fn check_tx(&self, ctx: &mut Ctx<'_>, tx: &Transaction, tx_bytes: usize) -> Result<(), TxError> {
+        let expected = self.check_payable(ctx, tx, tx_bytes)?;
+        if tx.body.nonce > expected {
+            return Err(TxError::NonceGap {
+                got: tx.body.nonce,
+                expected,
+            });
+        }
+        Ok(())
+    }
+
+    /// The checks a node makes before admitting a transaction to its
+    /// mempool, against the committed state and for block `height`: those
+    /// of [`Runtime::check_tx`] but the nonce may be past the sender's
+    /// next (it may follow others still in the mempool), and the gas limit
+    /// must fit in a block. Returns the sender's next nonce in that state.
+    pub fn check_admission(&self, state: &dyn StateRead, tx: &CheckedTx, height: u64) -> Result<u64, TxError> {
+        let body = &tx.tx().body;
+        if body.gas_limit > self.params.block_gas_limit {
+            return Err(TxError::Malformed(format!(
+                "gas limit {} is above the block gas limit {}",
+                body.gas_limit, self.params.block_gas_limit
+            )));
+        }
+        let mut ctx = self.ctx(
+            state,
+            BlockInfo {
+                height,
+                time_ms: 0,
+                proposer: [0; 32],
+            },
+        );
+        self.check_payable(&mut ctx, tx.tx(), tx.bytes().len())
+    }
+
+    /// What [`Runtime::check_tx`] and [`Runtime::check_admission`] share:
+    /// not expired at `ctx`'s height, a nonce not yet used, a fee per gas
+    /// above the minimum, a gas limit that covers the size, and a spendable
+    /// balance that pays the fee. Returns the sender's next nonce.
+    fn check_payable(&self, ctx: &mut Ctx<'_>, tx: &Transaction, tx_bytes: usize) -> Result<u64, TxError> {
         let body = &tx.body;
         let height = ctx.block.height;
         if height > body.expiry_height {
@@ -184,12 +223,6 @@ impl Runtime {
         let expected = next_nonce(ctx, &sender).map_err(store)?;
         if body.nonce < expected {
             return Err(TxError::NonceReplayed {
-                got: body.nonce,
-                expected,
-            });
-        }
-        if body.nonce > expected {
-            return Err(TxError::NonceGap {
                 got: body.nonce,
                 expected,
             });
@@ -211,69 +244,6 @@ impl Runtime {
         let denom = self.params.native_denom.clone();
         let balance = bank::balance(ctx, &sender, &denom).map_err(store)?;
         let spendable = balance.saturating_sub(bank::locked(ctx, &sender, &denom).map_err(store)?);
-        if spendable < body.fee {
-            return Err(TxError::InsufficientFee {
-                fee: body.fee,
-                balance: spendable,
-            });
-        }
-        Ok(())
-    }
-
-    /// The checks a node makes before admitting a transaction to its
-    /// mempool, against the committed state and for block `height`: not
-    /// expired, a nonce not yet used, a fee per gas above the minimum, a
-    /// gas limit that covers its size, and a balance that pays the fee.
-    /// Returns the sender's next nonce in that state (the transaction's
-    /// may be higher: it may follow others still in the mempool).
-    pub fn check_admission(&self, state: &dyn StateRead, tx: &CheckedTx, height: u64) -> Result<u64, TxError> {
-        let body = &tx.tx().body;
-        if height > body.expiry_height {
-            return Err(TxError::Expired {
-                expiry: body.expiry_height,
-                height,
-            });
-        }
-        let mut ctx = self.ctx(
-            state,
-            BlockInfo {
-                height,
-                time_ms: 0,
-                proposer: [0; 32],
-            },
-        );
-        let store = |e: Error| TxError::Malformed(format!("state: {e}"));
-        let sender = tx.sender();
-        let expected = next_nonce(&mut ctx, &sender).map_err(store)?;
-        if body.nonce < expected {
-            return Err(TxError::NonceReplayed {
-                got: body.nonce,
-                expected,
-            });
-        }
-        let offered = body.fee_per_gas();
-        if offered < self.params.min_fee_per_gas {
-            return Err(TxError::FeeTooLow {
-                offered,
-                minimum: self.params.min_fee_per_gas,
-            });
-        }
-        let intrinsic = self.params.gas.intrinsic(tx.bytes().len());
-        if body.gas_limit < intrinsic {
-            return Err(TxError::Malformed(format!(
-                "gas limit {} is below the {intrinsic} its size costs",
-                body.gas_limit
-            )));
-        }
-        if body.gas_limit > self.params.block_gas_limit {
-            return Err(TxError::Malformed(format!(
-                "gas limit {} is above the block gas limit {}",
-                body.gas_limit, self.params.block_gas_limit
-            )));
-        }
-        let denom = self.params.native_denom.clone();
-        let balance = bank::balance(&mut ctx, &sender, &denom).map_err(store)?;
-        let spendable = balance.saturating_sub(bank::locked(&mut ctx, &sender, &denom).map_err(store)?);
         if spendable < body.fee {
             return Err(TxError::InsufficientFee {
                 fee: body.fee,
