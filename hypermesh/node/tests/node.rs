@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{run, setup_node, Running, TrustChain, WAIT};
 use hypermesh::api::TxStatus;
@@ -211,5 +210,4 @@ async fn a_node_commits_over_stoq_recovers_from_kill_9_and_serves_http_and_the_c
     assert!(out.2.starts_with("block "), "{}", out.2);
 
     proc2.stop();
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

@@ -189,6 +189,9 @@ async fn admitted_transactions_are_produced_and_subscribers_wake() {
             .await
         })
     };
+    // Let both start waiting, so that the commit is what wakes them (had
+    // they not started, they would find the block at once: the answers
+    // checked below are the same either way).
     tokio::time::sleep(Duration::from_millis(50)).await;
     let step = s.clone();
     tokio::task::spawn_blocking(move || step.produce_block(now_ms()))
