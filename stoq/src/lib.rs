@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod daemon;
 pub mod endpoint;
 pub mod error;
 pub mod frame;

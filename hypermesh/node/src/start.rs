@@ -147,7 +147,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         endpoint.local_addr()?,
         http.as_ref().map(|(a, _)| format!(", http://{a}")).unwrap_or_default()
     );
-    shutdown_signal().await;
+    stoq::daemon::shutdown_signal().await;
     eprintln!("shutting down: finishing the block in progress");
     shutdown.cancel();
     let _ = producer.await;
@@ -159,19 +159,4 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     certs.join().await;
     eprintln!("stopped at height {}", service.chain().tip().height);
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

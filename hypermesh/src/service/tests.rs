@@ -50,16 +50,21 @@ fn runtime() -> Runtime {
     Runtime::new(ChainParams::default(), vec![Arc::new(Staking::default())]).expect("runtime")
 }
 
-fn service(f: &Fixture, db: Arc<Database>) -> Arc<NodeService> {
-    let chain = Chain::open_db(
-        db,
+/// A chain of the fixture's genesis in memory.
+fn mem_chain(f: &Fixture) -> Chain {
+    Chain::open_db(
+        mem_db(),
         crate::chain::BlockLog::memory(),
         runtime(),
         &f.genesis,
         ChainConfig::default(),
     )
-    .expect("chain");
-    NodeService::new(chain, f.validator.clone(), ServiceConfig::default()).expect("service")
+    .expect("chain")
+}
+
+/// A service producing with the fixture's validator.
+fn service(f: &Fixture) -> Arc<NodeService> {
+    NodeService::new(mem_chain(f), f.validator.clone(), ServiceConfig::default()).expect("service")
 }
 
 fn mem_db() -> Arc<Database> {
@@ -100,7 +105,7 @@ fn bytes(tx: &Transaction) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_transaction_is_refused_with_its_own_error_and_changes_nothing() {
     let f = fixture();
-    let s = service(&f, mem_db());
+    let s = service(&f);
     let api = ServiceApi(s.clone());
     // One good transaction committed, so that its nonce can be replayed.
     let good = tx_with(&f.alice, 0, &f.bob, |_| {});
@@ -164,7 +169,7 @@ async fn each_bad_transaction_is_refused_with_its_own_error_and_changes_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admitted_transactions_are_produced_and_subscribers_wake() {
     let f = fixture();
-    let s = service(&f, mem_db());
+    let s = service(&f);
     let api = Arc::new(ServiceApi(s.clone()));
     let txs: Vec<Transaction> = (0..5).map(|n| tx_with(&f.alice, n, &f.bob, |_| {})).collect();
     let out = api.submit(txs.iter().map(bytes).collect()).await.expect("submit");
@@ -220,14 +225,7 @@ async fn admitted_transactions_are_produced_and_subscribers_wake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_producer_fills_blocks_on_its_timer_and_stops_on_shutdown() {
     let f = fixture();
-    let chain = Chain::open_db(
-        mem_db(),
-        crate::chain::BlockLog::memory(),
-        runtime(),
-        &f.genesis,
-        ChainConfig::default(),
-    )
-    .expect("chain");
+    let chain = mem_chain(&f);
     let s = NodeService::new(
         chain,
         f.validator.clone(),
@@ -264,14 +262,7 @@ async fn the_producer_fills_blocks_on_its_timer_and_stops_on_shutdown() {
 #[test]
 fn only_a_key_with_a_quorum_may_produce_alone() {
     let f = fixture();
-    let chain = Chain::open_db(
-        mem_db(),
-        crate::chain::BlockLog::memory(),
-        runtime(),
-        &f.genesis,
-        ChainConfig::default(),
-    )
-    .expect("chain");
+    let chain = mem_chain(&f);
     match NodeService::new(chain, f.alice.clone(), ServiceConfig::default()) {
         Err(Error::Genesis(m)) => assert!(m.contains("two thirds"), "{m}"),
         other => panic!("{other:?}"),

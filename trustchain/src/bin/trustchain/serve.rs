@@ -29,23 +29,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         node.stoq_addr()?,
         node.http_addr().map(|a| format!(", http://{a}")).unwrap_or_default()
     );
-    shutdown_signal().await;
+    stoq::daemon::shutdown_signal().await;
     eprintln!("shutting down");
     node.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
