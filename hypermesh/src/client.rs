@@ -32,7 +32,7 @@ use crate::codec::Hash;
 use crate::error::TxError;
 use crate::modules::{bank, staking};
 use crate::runtime::Receipt;
-use crate::types::{AccountId, Block, Call, Transaction, UnsignedTransaction, MAX_TX_BYTES};
+use crate::types::{AccountId, Block, Call, Sender, Transaction, UnsignedTransaction, MAX_TX_BYTES};
 
 /// How long one call waits for its answer (waiting calls: plus their wait).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -605,6 +605,10 @@ pub fn min_fee(status: &NodeStatus, gas_limit: u64) -> u128 {
 /// other's work. Fails with [`ClientError::Build`] if no nonce is found in
 /// 2^(bits+8) tries (practically never). CPU-bound: from async code, run
 /// it on the blocking pool.
+///
+/// The account's first transaction (nonce 0) carries the full key, which
+/// registers it on chain; later ones name the account (32 bytes instead of
+/// 1,793).
 pub fn build_tx(
     key: &KeyPair,
     status: &NodeStatus,
@@ -617,7 +621,11 @@ pub fn build_tx(
     let build = |e: crate::Error| ClientError::Build(e.to_string());
     let body = UnsignedTransaction {
         chain_id: status.chain_id.clone(),
-        sender: key.public_key().clone(),
+        sender: if nonce == 0 {
+            Sender::Key(key.public_key().clone())
+        } else {
+            Sender::Account(key.public_key().node_id().0)
+        },
         nonce,
         expiry_height,
         gas_limit,
@@ -740,7 +748,7 @@ mod tests {
         let build = || build_tx(&key, &status, 5, transfer_call(&to, "caes", 9), 1_000, 3_000, 50).unwrap();
         let (a, b) = (build(), build());
         for tx in [&a, &b] {
-            assert_eq!(tx.check_stateless("c", 8), Ok(()));
+            assert_eq!(tx.check_stateless("c", 8, Some(key.public_key())), Ok(()));
             assert_eq!((tx.body.nonce, tx.body.expiry_height), (5, 50));
         }
         assert_ne!(a.pow_nonce, b.pow_nonce, "parallel builders start apart");

@@ -172,6 +172,14 @@ pub enum TxError {
         /// Transactions a sender may have waiting.
         limit: usize,
     },
+    /// The transaction names its sender by account, but the chain holds
+    /// no key for that account: an account's first transaction must carry
+    /// the full key, which registers it.
+    #[error("account {account} has no key on chain; send its first transaction with the full key")]
+    UnknownSender {
+        /// The account, in hex.
+        account: String,
+    },
     /// The mempool is full and the transaction pays too little to evict
     /// anything.
     #[error("mempool full; a fee per gas above {floor} is needed")]
@@ -199,6 +207,7 @@ impl TxError {
             TxError::Duplicate => 12,
             TxError::MempoolFull { .. } => 13,
             TxError::SenderLimit { .. } => 14,
+            TxError::UnknownSender { .. } => 15,
         }
     }
 }

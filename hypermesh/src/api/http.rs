@@ -173,6 +173,7 @@ fn tx_kind(e: &TxError) -> &'static str {
         TxError::Duplicate => "Duplicate",
         TxError::MempoolFull { .. } => "MempoolFull",
         TxError::SenderLimit { .. } => "SenderLimit",
+        TxError::UnknownSender { .. } => "UnknownSender",
     }
 }
 
@@ -600,6 +601,7 @@ pub(super) fn tx_json(tx: &Transaction) -> ApiResult<Value> {
     Ok(json!({
         "hash": hex(&tx.hash().map_err(internal)?),
         "sender": hex(&b.sender_id()),
+        "sender_key": b.sender.key().map(|k| hex(&k.to_compact())),
         "nonce": b.nonce,
         "expiry_height": b.expiry_height,
         "gas_limit": b.gas_limit,
@@ -623,7 +625,7 @@ pub(super) fn block_json(b: &Block, raw: bool) -> ApiResult<Value> {
 /// [`block_json`] with the block's encoding when it is wanted.
 fn block_json_with(b: &Block, raw: Option<&[u8]>) -> ApiResult<Value> {
     let mut m = header_fields(&b.header)?;
-    let txs = b.txs.iter().map(tx_json).collect::<ApiResult<Vec<_>>>()?;
+    let txs = b.txs.iter().map(|t| tx_json(t)).collect::<ApiResult<Vec<_>>>()?;
     m.insert("txs".into(), Value::Array(txs));
     if let Some(raw) = raw {
         m.insert("raw".into(), Value::String(hex(raw)));

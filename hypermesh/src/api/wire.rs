@@ -241,6 +241,9 @@ pub fn write_tx_error(w: &mut Writer, e: &TxError) {
         TxError::SenderLimit { limit } => {
             w.u64(*limit as u64);
         }
+        TxError::UnknownSender { account } => {
+            w.str8(truncate(account, 255));
+        }
     }
 }
 
@@ -291,6 +294,7 @@ pub fn read_tx_error(r: &mut Reader<'_>) -> crate::Result<TxError> {
         14 => TxError::SenderLimit {
             limit: usize_of(r.u64()?),
         },
+        15 => TxError::UnknownSender { account: r.str8(255)? },
         code => return Err(malformed("transaction refusal", format!("unknown refusal code {code}"))),
     })
 }

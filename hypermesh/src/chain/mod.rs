@@ -22,6 +22,8 @@ mod read;
 mod tables;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_keys;
 
 pub use blocklog::BlockLog;
 pub use commit::{vote_signing_bytes, CommitCertificate, CommitSignature, VoteKind, MAX_COMMIT_SIGNATURES};
@@ -37,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::modules::staking::{self, ValidatorSet};
 use crate::runtime::{BlockInfo, BlockLimits, BlockOutcome, Genesis, Receipt, Runtime};
 use crate::state::{StagedState, StateStore};
-use crate::types::{AccountId, Block, BlockHeader, CheckedTx, ProofSection};
+use crate::types::{AccountId, Block, BlockHeader, CheckedTx, KeyCache, ProofSection};
 use crate::TxError;
 use tables::{db_err, position, Location, BLOCKS, HASHES, META, META_GENESIS, META_SCHEMA, META_TIP, SCHEMA, TXS};
 
@@ -341,6 +343,45 @@ impl Chain {
         })
     }
 
+    /// The stateless checks of a proposed block's transactions, on up to
+    /// `threads` threads: what [`Chain::validate`] takes. The key of a
+    /// sender named by account comes from `keys`, from a transaction
+    /// earlier in the block that carries it, or from the registry at the
+    /// tip. The first refusal is returned with the transaction's index.
+    pub fn check_txs(
+        &self,
+        block: &Block,
+        keys: &KeyCache,
+        threads: usize,
+    ) -> std::result::Result<Vec<CheckedTx>, (usize, TxError)> {
+        for tx in &block.txs {
+            if let Some(k) = tx.body.sender.key() {
+                keys.insert(k.clone());
+            }
+        }
+        let params = self.runtime.params();
+        let reader = std::sync::OnceLock::new();
+        let registered = |account: &AccountId| -> Option<stoq::crypto::PublicKey> {
+            let r = reader
+                .get_or_init(|| self.state.reader(self.tip().height).ok())
+                .as_ref()?;
+            let key = self.runtime.registered_key(r, account).ok().flatten()?;
+            keys.insert(key.clone());
+            Some(key)
+        };
+        let indexed: Vec<(usize, &Arc<crate::types::Transaction>)> = block.txs.iter().enumerate().collect();
+        let check = |(i, tx): &(usize, &Arc<crate::types::Transaction>)| {
+            let account = tx.body.sender.account();
+            let key = match tx.body.sender.key() {
+                Some(_) => None,
+                None => keys.get(&account).or_else(|| registered(&account)),
+            };
+            CheckedTx::check_shared(Arc::clone(tx), &params.chain_id, params.pow_bits, key.as_ref())
+                .map_err(|e| (*i, e))
+        };
+        crate::mempool::par_map(&indexed, threads, check).into_iter().collect()
+    }
+
     /// Executes a proposed block on top of the tip and checks every header
     /// field against what it computes; `txs` are the block's transactions
     /// through the stateless checks (the caller runs those in parallel).
@@ -369,7 +410,7 @@ impl Chain {
         if !tip.validators.0.is_empty() && !tip.validators.0.iter().any(|(a, _, _)| a == &h.proposer) {
             return bad("the proposer is not a validator".into());
         }
-        if txs.len() != block.txs.len() || txs.iter().zip(&block.txs).any(|(c, t)| c.tx() != t) {
+        if txs.len() != block.txs.len() || txs.iter().zip(&block.txs).any(|(c, t)| c.tx() != t.as_ref()) {
             return bad("the checked transactions are not the block's".into());
         }
         let reader = self.state.reader(tip.height)?;
@@ -417,7 +458,7 @@ impl Chain {
         Ok(Executed {
             block: Block {
                 header,
-                txs: txs.iter().map(|t| t.tx().clone()).collect(),
+                txs: txs.iter().map(|t| t.shared_tx().clone()).collect(),
                 commit: Vec::new(),
             },
             hash,

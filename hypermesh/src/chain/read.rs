@@ -103,6 +103,7 @@ impl Chain {
         let receipt = receipts.into_iter().nth(index as usize).ok_or_else(missing)?;
         let block = self.block(height)?.ok_or_else(missing)?;
         let tx = block.txs.into_iter().nth(index as usize).ok_or_else(missing)?;
+        let tx = std::sync::Arc::unwrap_or_clone(tx);
         Ok(Some(TxRecord {
             height,
             index,

@@ -25,7 +25,7 @@ pub(super) const HASHES: TableDefinition<'_, [u8; 32], u64> = TableDefinition::n
 pub(super) const TXS: TableDefinition<'_, [u8; 32], [u8; 12]> = TableDefinition::new("chain_txs");
 
 /// Layout version of these tables; a data dir with another is refused.
-pub(super) const SCHEMA: u32 = 2;
+pub(super) const SCHEMA: u32 = 3;
 pub(super) const META_SCHEMA: &str = "schema";
 pub(super) const META_GENESIS: &str = "genesis";
 pub(super) const META_TIP: &str = "tip";

@@ -306,7 +306,7 @@ fn the_builder_skips_what_cannot_be_included_and_reports_why() {
             BlockLimits::default(),
         )
         .expect("propose");
-    assert_eq!(p.executed.block.txs, vec![good, next]);
+    assert_eq!(p.executed.block.txs, vec![Arc::new(good), Arc::new(next)]);
     let reasons: Vec<u16> = p.skipped.iter().map(|(_, e)| e.code()).collect();
     assert_eq!(reasons, vec![TxError::NonceGap { got: 0, expected: 0 }.code(), 10]);
     assert_eq!(p.skipped[0].0, gap.hash().expect("hash"));

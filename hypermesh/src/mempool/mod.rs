@@ -28,7 +28,8 @@ mod tests;
 #[cfg(test)]
 mod verify_tests;
 
-pub use verify::{check_batch, check_batch_cached, default_threads};
+pub(crate) use verify::par_map;
+pub use verify::{check_batch, check_batch_with, default_threads, KeyLookup};
 
 use queue::{Journal, Pool, Slot};
 

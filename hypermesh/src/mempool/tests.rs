@@ -62,13 +62,13 @@ pub(super) fn acct(i: usize) -> AccountId {
 /// A transaction of `sender` with every field the pool looks at chosen.
 pub(super) fn make(sender: &PublicKey, nonce: u64, fee_per_gas: u128, gas: u64, expiry: u64, pad: usize) -> CheckedTx {
     let mut tx = template().clone();
-    tx.body.sender = sender.clone();
+    tx.body.sender = sender.clone().into();
     tx.body.nonce = nonce;
     tx.body.gas_limit = gas;
     tx.body.fee = fee_per_gas * u128::from(gas);
     tx.body.expiry_height = expiry;
     tx.body.call.args.resize(tx.body.call.args.len() + pad, 0);
-    CheckedTx::from_committed(tx).expect("encodes")
+    CheckedTx::from_committed(tx, None).expect("encodes")
 }
 
 /// Test sender `s`'s transaction at `nonce` paying `fee` per gas.

@@ -12,6 +12,7 @@ use crate::codec::Hash;
 use crate::error::{Error, Result, TxError};
 use crate::modules::bank;
 use crate::types::{AccountId, CheckedTx, Transaction};
+use stoq::crypto::PublicKey;
 
 /// What executing a block produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,9 +100,19 @@ impl std::fmt::Debug for Runtime {
 }
 
 const AUTH_NONCE: &[u8] = b"auth/n/";
+/// The registry of account keys: written by an account's first
+/// transaction (which must carry the key), read to check the signatures of
+/// the later ones (which name only the account).
+const AUTH_KEY: &[u8] = b"auth/k/";
 
 fn nonce_key(account: &AccountId) -> Vec<u8> {
     let mut k = AUTH_NONCE.to_vec();
+    k.extend_from_slice(account);
+    k
+}
+
+fn key_key(account: &AccountId) -> Vec<u8> {
+    let mut k = AUTH_KEY.to_vec();
     k.extend_from_slice(account);
     k
 }
@@ -226,6 +237,12 @@ impl Runtime {
                 got: body.nonce,
                 expected,
             });
+        }
+        // An account's first transaction (nonce 0) registers its key, so
+        // it must carry it; the later ones follow it, in a block or in the
+        // mempool, and may name the account.
+        if body.nonce == 0 && body.sender.key().is_none() {
+            return Err(crate::types::unknown_sender(&sender));
         }
         let offered = body.fee_per_gas();
         if offered < self.params.min_fee_per_gas {
@@ -360,8 +377,13 @@ impl Runtime {
         let sender = tx.sender();
         let denom = self.params.native_denom.clone();
         bank::transfer(ctx, &sender, &bank::fee_collector(), &denom, body.fee)?;
+        if body.nonce == 0 {
+            // The first transaction (check_payable made sure it carries
+            // the key): register the key for the later ones.
+            ctx.set(key_key(&sender), tx.key().to_compact())?;
+        }
         ctx.set(nonce_key(&sender), (body.nonce + 1).to_be_bytes().to_vec())?;
-        let events_before = ctx.begin_tx(&body.sender, GasMeter::new(self.params.gas, body.gas_limit));
+        let events_before = ctx.begin_tx(tx.key(), GasMeter::new(self.params.gas, body.gas_limit));
         let result = ctx.charge(self.params.gas.intrinsic(tx.bytes().len())).and_then(|()| {
             match self.module(&body.call.module) {
                 Some(m) => m.execute(ctx, &body.call.method, &body.call.args),
@@ -400,6 +422,19 @@ impl Runtime {
                 reason: "no such module".into(),
             }),
         }
+    }
+
+    /// The key `account` registered with its first transaction, at a
+    /// committed state (`None` if it has sent none).
+    pub fn registered_key(&self, state: &dyn StateRead, account: &AccountId) -> Result<Option<PublicKey>> {
+        let Some(raw) = state.get(&key_key(account))? else {
+            return Ok(None);
+        };
+        let key = PublicKey::from_compact(&raw).map_err(|e| Error::Store(format!("registered key: {e}")))?;
+        if key.node_id().0 != *account {
+            return Err(Error::Store("the key registered for an account is another's".into()));
+        }
+        Ok(Some(key))
     }
 
     /// The next nonce of `account` at a committed state.

@@ -21,7 +21,7 @@ pub(crate) fn account(k: &KeyPair) -> AccountId {
 pub(crate) fn signed(from: &KeyPair, nonce: u64, call: Call, gas_limit: u64, fee: u128) -> Transaction {
     UnsignedTransaction {
         chain_id: ChainParams::default().chain_id,
-        sender: from.public_key().clone(),
+        sender: from.public_key().clone().into(),
         nonce,
         expiry_height: 10,
         gas_limit,
@@ -33,9 +33,9 @@ pub(crate) fn signed(from: &KeyPair, nonce: u64, call: Call, gas_limit: u64, fee
 }
 
 /// Wraps transactions as a block's (no stateless checks).
-pub(crate) fn checked(txs: &[Transaction]) -> Vec<CheckedTx> {
+pub(crate) fn checked<T: AsRef<Transaction>>(txs: &[T]) -> Vec<CheckedTx> {
     txs.iter()
-        .map(|t| CheckedTx::from_committed(t.clone()).expect("encodable"))
+        .map(|t| CheckedTx::from_committed(t.as_ref().clone(), None).expect("encodable"))
         .collect()
 }
 

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 use crate::chain::{Chain, CommitCertificate, Committed};
 use crate::codec::Hash;
 use crate::error::{Error, Result, TxError};
-use crate::mempool::{check_batch_cached, default_threads, Mempool, MempoolConfig};
+use crate::mempool::{check_batch_with, default_threads, Mempool, MempoolConfig};
 use crate::runtime::BlockLimits;
 use crate::types::{AccountId, Block, KeyCache};
 
@@ -182,7 +182,14 @@ impl NodeService {
                 0 => default_threads(),
                 n => n,
             };
-            check_batch_cached(&txs, &params.chain_id, params.pow_bits, threads, Some(&this.keys))
+            let chain = &this.chain;
+            // Keys the cache misses (rare: it holds every key decoded or
+            // looked up recently) come from the registry at the tip.
+            let lookup = |account: &AccountId| {
+                let reader = chain.state().reader(chain.tip().height).ok()?;
+                chain.runtime().registered_key(&reader, account).ok().flatten()
+            };
+            check_batch_with(&txs, &params.chain_id, params.pow_bits, threads, &this.keys, &lookup)
         })
         .await;
         let checked = match checked {

@@ -79,7 +79,7 @@ fn mem_db() -> Arc<Database> {
 fn tx_with(from: &KeyPair, nonce: u64, to: &KeyPair, edit: impl FnOnce(&mut UnsignedTransaction)) -> Transaction {
     let mut body = UnsignedTransaction {
         chain_id: ChainParams::default().chain_id,
-        sender: from.public_key().clone(),
+        sender: from.public_key().clone().into(),
         nonce,
         expiry_height: 100,
         gas_limit: 100_000,

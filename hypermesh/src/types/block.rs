@@ -3,6 +3,8 @@
 //! and the commit certificate, which signs the header's hash and so cannot
 //! be inside it.
 
+use std::sync::Arc;
+
 use stoq::crypto::{merkle_root, sha3_256};
 
 use super::tx::{AccountId, Transaction, MAX_TX_BYTES};
@@ -143,8 +145,9 @@ impl BlockHeader {
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
-    /// The transactions, in execution order.
-    pub txs: Vec<Transaction>,
+    /// The transactions, in execution order (shared with the node's
+    /// checked copies, not cloned).
+    pub txs: Vec<Arc<Transaction>>,
     /// The commit certificate for this block (signatures over its hash by
     /// more than 2/3 of the voting power); empty until committed.
     pub commit: Vec<u8>,
@@ -195,10 +198,10 @@ impl Block {
         let mut txs = Vec::with_capacity(n);
         for i in 0..n {
             let bytes = r.bytes32(MAX_TX_BYTES)?;
-            txs.push(Transaction::decode(bytes).map_err(|e| Error::Decode {
+            txs.push(Arc::new(Transaction::decode(bytes).map_err(|e| Error::Decode {
                 what: "block",
                 reason: format!("transaction {i}: {e}"),
-            })?);
+            })?));
         }
         let commit = r.bytes32(MAX_COMMIT_BYTES)?.to_vec();
         r.finish()?;
@@ -208,8 +211,8 @@ impl Block {
     /// The Merkle root (RFC 9162 shape, SHA3-256) of `txs`' ids, as the
     /// header's `tx_root`: a transaction's inclusion is proved with its id
     /// and a path.
-    pub fn tx_root(txs: &[Transaction]) -> Result<Hash> {
-        let ids = txs.iter().map(Transaction::hash).collect::<Result<Vec<_>>>()?;
+    pub fn tx_root<T: AsRef<Transaction>>(txs: &[T]) -> Result<Hash> {
+        let ids = txs.iter().map(|t| t.as_ref().hash()).collect::<Result<Vec<_>>>()?;
         Ok(Self::tx_root_of_ids(&ids))
     }
 

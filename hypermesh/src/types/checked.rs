@@ -4,65 +4,131 @@
 
 use std::sync::Arc;
 
-use super::key_cache::KeyCache;
-use super::tx::{AccountId, Sighash, Transaction};
-use crate::codec::Hash;
-use crate::error::{Result, TxError};
+use bytes::Bytes;
+use stoq::crypto::PublicKey;
 
-/// A decoded transaction with its canonical encoding and its id.
+use super::key_cache::KeyCache;
+use super::tx::{unknown_sender, AccountId, Sighash, Transaction};
+use crate::codec::Hash;
+use crate::error::{Error, Result, TxError};
+
+/// A decoded transaction with its canonical encoding, its id and its
+/// sender's key.
 ///
-/// Built by [`CheckedTx::admit`] (bytes from the network, through every
-/// stateless check) or [`CheckedTx::from_committed`] (a transaction read
-/// back from a block this node already validated). Cheap to clone.
+/// Built by [`CheckedTx::admit`] and [`CheckedTx::verify`] (bytes from the
+/// network, through every stateless check), [`CheckedTx::check`] (a
+/// decoded transaction, same checks) or [`CheckedTx::from_committed`] (a
+/// transaction read back from a block already validated). Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedTx(Arc<Inner>);
 
 #[derive(Debug, PartialEq, Eq)]
 struct Inner {
-    tx: Transaction,
-    bytes: Vec<u8>,
+    tx: Arc<Transaction>,
+    bytes: Bytes,
     hash: Hash,
     sender: AccountId,
+    key: PublicKey,
 }
 
 impl CheckedTx {
     /// Decodes `bytes` and runs the stateless checks (chain id, proof of
-    /// work, key algorithm, signature), in that order.
+    /// work, key algorithm, signature), in that order. A transaction that
+    /// names its sender by account is refused as from an unknown sender:
+    /// finding its key takes the chain's state ([`CheckedTx::verify`]).
     pub fn admit(bytes: &[u8], chain_id: &str, pow_bits: u32) -> Result<CheckedTx, TxError> {
-        Self::admit_cached(bytes, chain_id, pow_bits, None)
+        Self::admit_cached(Bytes::copy_from_slice(bytes), chain_id, pow_bits, None)
     }
 
-    /// [`CheckedTx::admit`], decoding sender keys through `keys`.
+    /// [`CheckedTx::admit`], decoding sender keys through `keys` (which
+    /// also answers for senders named by account) and keeping `bytes`
+    /// without a copy.
     pub fn admit_cached(
-        bytes: &[u8],
+        bytes: Bytes,
         chain_id: &str,
         pow_bits: u32,
         keys: Option<&KeyCache>,
     ) -> Result<CheckedTx, TxError> {
-        let (tx, sighash) = Transaction::decode_cached(bytes, keys)?;
-        tx.check_stateless_with(&sighash, chain_id, pow_bits)?;
-        Ok(Self::wrap(tx, bytes.to_vec(), &sighash))
+        let (tx, sighash) = Transaction::decode_cached(&bytes, keys)?;
+        let account = tx.body.sender.account();
+        let key = match (tx.body.sender.key(), keys) {
+            (Some(k), _) => k.clone(),
+            (None, Some(cache)) => cache.get(&account).ok_or_else(|| unknown_sender(&account))?,
+            (None, None) => return Err(unknown_sender(&account)),
+        };
+        Self::verify(tx, &sighash, bytes, chain_id, pow_bits, &key)
     }
 
-    /// Runs the stateless checks on an already decoded transaction.
-    pub fn check(tx: Transaction, chain_id: &str, pow_bits: u32) -> Result<CheckedTx, TxError> {
+    /// Runs the stateless checks on a transaction decoded from `bytes`
+    /// with `sighash`, given its sender's `key` (the one it carries, or
+    /// the one the chain holds for its account).
+    pub fn verify(
+        tx: Transaction,
+        sighash: &Sighash,
+        bytes: Bytes,
+        chain_id: &str,
+        pow_bits: u32,
+        key: &PublicKey,
+    ) -> Result<CheckedTx, TxError> {
+        tx.check_stateless_with(sighash, chain_id, pow_bits, key)?;
+        Ok(Self::wrap(Arc::new(tx), bytes, sighash, key.clone()))
+    }
+
+    /// Runs the stateless checks on an already decoded transaction; `key`
+    /// is needed when it names its sender by account.
+    pub fn check(
+        tx: Transaction,
+        chain_id: &str,
+        pow_bits: u32,
+        key: Option<&PublicKey>,
+    ) -> Result<CheckedTx, TxError> {
+        Self::check_shared(Arc::new(tx), chain_id, pow_bits, key)
+    }
+
+    /// [`CheckedTx::check`] on a transaction shared with a block.
+    pub fn check_shared(
+        tx: Arc<Transaction>,
+        chain_id: &str,
+        pow_bits: u32,
+        key: Option<&PublicKey>,
+    ) -> Result<CheckedTx, TxError> {
         let malformed = |e: crate::Error| TxError::Malformed(e.to_string());
         let sighash = tx.body.sighash().map_err(malformed)?;
-        tx.check_stateless_with(&sighash, chain_id, pow_bits)?;
+        let account = tx.body.sender.account();
+        let key = tx
+            .body
+            .sender
+            .key()
+            .or(key)
+            .cloned()
+            .ok_or_else(|| unknown_sender(&account))?;
+        tx.check_stateless_with(&sighash, chain_id, pow_bits, &key)?;
         let bytes = tx.encode().map_err(malformed)?;
-        Ok(Self::wrap(tx, bytes, &sighash))
+        Ok(Self::wrap(tx, Bytes::from(bytes), &sighash, key))
     }
 
     /// Wraps a transaction taken from a block whose signatures were
     /// already checked (by this node, or by the validators that committed
-    /// it); skips the signature and work checks.
-    pub fn from_committed(tx: Transaction) -> Result<CheckedTx> {
+    /// it); skips the signature and work checks. `key` is needed when it
+    /// names its sender by account, and must be that account's.
+    pub fn from_committed(tx: Transaction, key: Option<&PublicKey>) -> Result<CheckedTx> {
+        let account = tx.body.sender.account();
+        let key = tx
+            .body
+            .sender
+            .key()
+            .or(key)
+            .cloned()
+            .ok_or_else(|| Error::Tx(unknown_sender(&account)))?;
+        if key.node_id().0 != account {
+            return Err(Error::Tx(TxError::BadSignature));
+        }
         let bytes = tx.encode()?;
         let sighash = tx.body.sighash()?;
-        Ok(Self::wrap(tx, bytes, &sighash))
+        Ok(Self::wrap(Arc::new(tx), Bytes::from(bytes), &sighash, key))
     }
 
-    fn wrap(tx: Transaction, bytes: Vec<u8>, sighash: &Sighash) -> CheckedTx {
+    fn wrap(tx: Arc<Transaction>, bytes: Bytes, sighash: &Sighash, key: PublicKey) -> CheckedTx {
         let hash = tx.id_with(sighash);
         let sender = tx.body.sender_id();
         CheckedTx(Arc::new(Inner {
@@ -70,7 +136,18 @@ impl CheckedTx {
             bytes,
             hash,
             sender,
+            key,
         }))
+    }
+
+    /// The transaction, shareable (a block holds it without a copy).
+    pub fn shared_tx(&self) -> &Arc<Transaction> {
+        &self.0.tx
+    }
+
+    /// The sender's key.
+    pub fn key(&self) -> &PublicKey {
+        &self.0.key
     }
 
     /// The transaction.
@@ -126,7 +203,8 @@ mod tests {
         assert_eq!(checked.bytes(), &bytes[..]);
         assert_eq!(checked.hash(), tx.hash().expect("hash"));
         assert_eq!(checked.sender(), tx.body.sender_id());
-        assert_eq!(checked, CheckedTx::from_committed(tx.clone()).expect("wrap"));
+        assert_eq!(checked.key(), key.public_key());
+        assert_eq!(checked, CheckedTx::from_committed(tx.clone(), None).expect("wrap"));
         assert!(matches!(
             CheckedTx::admit(&bytes, "other", 8),
             Err(TxError::WrongChain { .. })

@@ -1,5 +1,6 @@
-//! Sender keys already decoded, so that a node admitting many
-//! transactions from the same senders decodes each key once.
+//! Sender keys already decoded, by account, so that a node admitting many
+//! transactions from the same senders decodes each key once, and finds the
+//! key of a transaction that names only its account without a state read.
 //!
 //! Decoding an FN-DSA-1024 public key (checking it, precomputing its NTT
 //! form, hashing it for the account id) costs about as much as verifying a
@@ -14,7 +15,10 @@ use std::sync::Mutex;
 
 use stoq::crypto::{CryptoError, PublicKey};
 
-/// A bounded cache of decoded public keys by their compact encoding.
+use super::tx::AccountId;
+
+/// A bounded cache of decoded public keys by account (the hash of the
+/// key, so an entry can never be the wrong key for its account).
 #[derive(Debug)]
 pub struct KeyCache {
     capacity: usize,
@@ -23,8 +27,8 @@ pub struct KeyCache {
 
 #[derive(Debug, Default)]
 struct Generations {
-    current: HashMap<Box<[u8]>, PublicKey>,
-    previous: HashMap<Box<[u8]>, PublicKey>,
+    current: HashMap<AccountId, PublicKey>,
+    previous: HashMap<AccountId, PublicKey>,
     hits: u64,
     misses: u64,
 }
@@ -40,31 +44,43 @@ impl KeyCache {
 
     /// The key whose compact encoding is `raw`, decoded once.
     pub fn get_or_decode(&self, raw: &[u8]) -> Result<PublicKey, CryptoError> {
-        {
-            let mut g = self.lock();
-            if let Some(k) = g.current.get(raw).cloned() {
-                g.hits += 1;
-                return Ok(k);
-            }
-            if let Some(k) = g.previous.remove(raw) {
-                g.hits += 1;
-                self.insert(&mut g, raw, k.clone());
-                return Ok(k);
-            }
-            g.misses += 1;
+        let account = PublicKey::node_id_of_compact(raw)?.0;
+        if let Some(k) = self.get(&account) {
+            return Ok(k);
         }
         // Decode outside the lock: it is the expensive part.
         let key = PublicKey::from_compact(raw)?;
-        let mut g = self.lock();
-        self.insert(&mut g, raw, key.clone());
+        self.insert(key.clone());
         Ok(key)
     }
 
-    fn insert(&self, g: &mut Generations, raw: &[u8], key: PublicKey) {
+    /// The key of `account`, if held (counted as a hit or a miss).
+    pub fn get(&self, account: &AccountId) -> Option<PublicKey> {
+        let mut g = self.lock();
+        if let Some(k) = g.current.get(account).cloned() {
+            g.hits += 1;
+            return Some(k);
+        }
+        if let Some(k) = g.previous.remove(account) {
+            g.hits += 1;
+            self.put(&mut g, k.clone());
+            return Some(k);
+        }
+        g.misses += 1;
+        None
+    }
+
+    /// Holds `key` (decoded elsewhere, e.g. read from the chain's registry).
+    pub fn insert(&self, key: PublicKey) {
+        let mut g = self.lock();
+        self.put(&mut g, key);
+    }
+
+    fn put(&self, g: &mut Generations, key: PublicKey) {
         if g.current.len() >= self.capacity {
             g.previous = std::mem::take(&mut g.current);
         }
-        g.current.insert(raw.into(), key);
+        g.current.insert(key.node_id().0, key);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
@@ -116,5 +132,15 @@ mod tests {
         // Garbage is refused and not cached.
         assert!(cache.get_or_decode(&raw[0][..100]).is_err());
         assert!(cache.len() <= 4);
+        // Found by account too; an account never seen is a miss.
+        assert_eq!(
+            cache.get(&keys[4].public_key().node_id().0).as_ref(),
+            Some(keys[4].public_key())
+        );
+        assert_eq!(cache.get(&[7; 32]), None);
+        let fresh = KeyCache::new(2);
+        fresh.insert(keys[1].public_key().clone());
+        assert_eq!(&fresh.get_or_decode(&raw[1]).expect("held"), keys[1].public_key());
+        assert_eq!(fresh.stats(), (1, 0));
     }
 }

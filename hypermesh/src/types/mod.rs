@@ -11,10 +11,14 @@ mod prop_tests;
 pub use block::{Block, BlockHeader, ProofSection, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_COMMIT_BYTES, MAX_PROOF_BYTES};
 pub use checked::CheckedTx;
 pub use key_cache::KeyCache;
-pub use tx::{AccountId, Call, Sighash, Transaction, UnsignedTransaction, MAX_ARGS_BYTES, MAX_NAME, MAX_TX_BYTES};
+pub(crate) use tx::unknown_sender;
+pub use tx::{
+    AccountId, Call, Sender, Sighash, Transaction, UnsignedTransaction, MAX_ARGS_BYTES, MAX_NAME, MAX_TX_BYTES,
+};
 
-/// Version byte of the current encodings.
-pub const ENCODING_VERSION: u8 = 1;
+/// Version byte of the current encodings (2: a transaction names its
+/// sender by key or by account).
+pub const ENCODING_VERSION: u8 = 2;
 
 /// Longest chain id, in bytes.
 pub const MAX_CHAIN_ID: usize = 64;

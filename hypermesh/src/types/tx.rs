@@ -11,6 +11,12 @@
 //! The transaction id is SHA3-256 over a domain, the sighash, the
 //! proof-of-work nonce and the signature: it commits to every byte of the
 //! canonical encoding without hashing the body twice.
+//!
+//! A sender is named by its full key only in its account's first
+//! transaction, which registers the key on chain ([`Sender::Key`]); later
+//! ones name the account ([`Sender::Account`], 32 bytes instead of 1,793).
+//! The account id is the hash of the key, so the key found for an account
+//! is the only one it can be, wherever it was found.
 
 use sha3::digest::{ExtendableOutput, Update, XofReader};
 use stoq::crypto::{sha3_256_parts, Algorithm, KeyPair, PublicKey, Signature};
@@ -41,7 +47,8 @@ fn tx_id(sighash: &Sighash, pow_nonce: u64, signature: &Signature) -> Hash {
         &[0],
         sighash,
         &pow_nonce.to_be_bytes(),
-        &signature.to_compact(),
+        &signature.compact_header(),
+        signature.as_bytes(),
     ])
 }
 
@@ -57,6 +64,43 @@ const SIGNING_DOMAIN: &[u8] = b"hypermesh/tx/v1";
 /// An account: the SHA3-256 of the owner key's SubjectPublicKeyInfo (the
 /// same id STOQ gives the node that holds the key).
 pub type AccountId = [u8; 32];
+
+/// Who sends a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// The sender's full key (FN-DSA-1024): required in an account's first
+    /// transaction, whose execution registers it.
+    Key(PublicKey),
+    /// An account whose key the chain holds.
+    Account(AccountId),
+}
+
+const SENDER_KEY: u8 = 0;
+const SENDER_ACCOUNT: u8 = 1;
+
+impl Sender {
+    /// The sender's account.
+    pub fn account(&self) -> AccountId {
+        match self {
+            Sender::Key(k) => k.node_id().0,
+            Sender::Account(a) => *a,
+        }
+    }
+
+    /// The key, when the transaction carries it.
+    pub fn key(&self) -> Option<&PublicKey> {
+        match self {
+            Sender::Key(k) => Some(k),
+            Sender::Account(_) => None,
+        }
+    }
+}
+
+impl From<PublicKey> for Sender {
+    fn from(k: PublicKey) -> Self {
+        Sender::Key(k)
+    }
+}
 
 /// A call into a module of the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +136,8 @@ impl Call {
 pub struct UnsignedTransaction {
     /// The chain it is for.
     pub chain_id: String,
-    /// The sender's key (FN-DSA-1024); the account is its id.
-    pub sender: PublicKey,
+    /// The sender: its key, or its account once the key is on chain.
+    pub sender: Sender,
     /// The sender's sequence number: exactly one more than its last.
     pub nonce: u64,
     /// The last height at which it may be included.
@@ -121,10 +165,12 @@ impl UnsignedTransaction {
 
     fn write(&self, w: &mut Writer) -> Result<()> {
         check_len("chain id", self.chain_id.len(), MAX_CHAIN_ID)?;
-        w.u8(ENCODING_VERSION)
-            .str8(&self.chain_id)
-            .key(&self.sender)
-            .u64(self.nonce)
+        w.u8(ENCODING_VERSION).str8(&self.chain_id);
+        match &self.sender {
+            Sender::Key(k) => w.u8(SENDER_KEY).key(k),
+            Sender::Account(a) => w.u8(SENDER_ACCOUNT).fixed(a),
+        };
+        w.u64(self.nonce)
             .u64(self.expiry_height)
             .u64(self.gas_limit)
             .u128(self.fee);
@@ -134,14 +180,23 @@ impl UnsignedTransaction {
     fn read(r: &mut Reader<'_>, keys: Option<&KeyCache>) -> Result<Self> {
         check_version("transaction", r.u8()?)?;
         let chain_id = r.str8(MAX_CHAIN_ID)?;
-        let sender = match keys {
-            None => r.key()?,
-            Some(cache) => {
-                let raw = r.bytes16(4096)?;
-                cache.get_or_decode(raw).map_err(|e| Error::Decode {
+        let sender = match r.u8()? {
+            SENDER_KEY => Sender::Key(match keys {
+                None => r.key()?,
+                Some(cache) => {
+                    let raw = r.bytes16(4096)?;
+                    cache.get_or_decode(raw).map_err(|e| Error::Decode {
+                        what: "transaction",
+                        reason: format!("public key: {e}"),
+                    })?
+                }
+            }),
+            SENDER_ACCOUNT => Sender::Account(r.array()?),
+            tag => {
+                return Err(Error::Decode {
                     what: "transaction",
-                    reason: format!("public key: {e}"),
-                })?
+                    reason: format!("unknown sender form {tag}"),
+                })
             }
         };
         Ok(UnsignedTransaction {
@@ -158,7 +213,11 @@ impl UnsignedTransaction {
     /// Signs with `key` (which must be the sender's); the proof-of-work
     /// nonce is left at 0 for [`crate::pow::solve`] to fill in.
     pub fn sign(self, key: &KeyPair) -> Result<Transaction> {
-        if key.public_key() != &self.sender {
+        let matches = match &self.sender {
+            Sender::Key(k) => k == key.public_key(),
+            Sender::Account(a) => *a == key.public_key().node_id().0,
+        };
+        if !matches {
             return Err(Error::Signing("the key is not the sender's".into()));
         }
         let signature = key.sign(&self.sighash()?).map_err(|e| Error::Signing(e.to_string()))?;
@@ -171,7 +230,7 @@ impl UnsignedTransaction {
 
     /// The sender's account.
     pub fn sender_id(&self) -> AccountId {
-        self.sender.node_id().0
+        self.sender.account()
     }
 
     /// Fee per unit of gas limit (what the mempool orders by).
@@ -189,6 +248,12 @@ pub struct Transaction {
     pub pow_nonce: u64,
     /// FN-DSA-1024 signature over the signing bytes.
     pub signature: Signature,
+}
+
+impl AsRef<Transaction> for Transaction {
+    fn as_ref(&self) -> &Transaction {
+        self
+    }
 }
 
 impl Transaction {
@@ -270,14 +335,26 @@ impl Transaction {
     }
 
     /// Checks what needs no chain state, cheapest first: the chain id, the
-    /// proof of work, the key algorithm, then the signature.
-    pub fn check_stateless(&self, chain_id: &str, pow_bits: u32) -> Result<(), TxError> {
+    /// proof of work, the key algorithm, then the signature. `key` is the
+    /// sender's, which a transaction naming its account does not carry
+    /// (without it such a transaction is refused as from an unknown sender).
+    pub fn check_stateless(&self, chain_id: &str, pow_bits: u32, key: Option<&PublicKey>) -> Result<(), TxError> {
         let sighash = self.body.sighash().map_err(|e| TxError::Malformed(e.to_string()))?;
-        self.check_stateless_with(&sighash, chain_id, pow_bits)
+        let key = key
+            .or(self.body.sender.key())
+            .ok_or_else(|| unknown_sender(&self.body.sender.account()))?;
+        self.check_stateless_with(&sighash, chain_id, pow_bits, key)
     }
 
-    /// [`Transaction::check_stateless`] with the sighash already computed.
-    pub(crate) fn check_stateless_with(&self, sighash: &Sighash, chain_id: &str, pow_bits: u32) -> Result<(), TxError> {
+    /// [`Transaction::check_stateless`] with the sighash and the sender's
+    /// key already found.
+    pub(crate) fn check_stateless_with(
+        &self,
+        sighash: &Sighash,
+        chain_id: &str,
+        pow_bits: u32,
+        key: &PublicKey,
+    ) -> Result<(), TxError> {
         if self.body.chain_id != chain_id {
             return Err(TxError::WrongChain {
                 got: self.body.chain_id.clone(),
@@ -288,13 +365,22 @@ impl Transaction {
         if got < pow_bits {
             return Err(TxError::InsufficientWork { got, needed: pow_bits });
         }
-        if self.body.sender.algorithm() != Algorithm::FnDsa1024 {
+        if key.algorithm() != Algorithm::FnDsa1024 {
             return Err(TxError::KeyAlgorithm);
         }
-        self.body
-            .sender
-            .verify(sighash, &self.signature)
-            .map_err(|_| TxError::BadSignature)
+        // The account is the key's hash: a key for another account cannot
+        // stand in for the sender's.
+        if key.node_id().0 != self.body.sender.account() {
+            return Err(TxError::BadSignature);
+        }
+        key.verify(sighash, &self.signature).map_err(|_| TxError::BadSignature)
+    }
+}
+
+/// The refusal of a transaction whose sender's key is not known.
+pub(crate) fn unknown_sender(account: &AccountId) -> TxError {
+    TxError::UnknownSender {
+        account: stoq::crypto::hex(account),
     }
 }
 
@@ -308,7 +394,7 @@ mod tests {
     fn signed(key: &KeyPair, args: Vec<u8>) -> Transaction {
         let body = UnsignedTransaction {
             chain_id: CHAIN.into(),
-            sender: key.public_key().clone(),
+            sender: key.public_key().clone().into(),
             nonce: 1,
             expiry_height: 100,
             gas_limit: 50_000,
@@ -328,14 +414,14 @@ mod tests {
     fn each_stateless_fault_has_its_own_refusal() {
         let key = KeyPair::generate(Algorithm::FnDsa1024);
         let tx = signed(&key, vec![1, 2, 3]);
-        assert_eq!(tx.check_stateless(CHAIN, BITS), Ok(()));
+        assert_eq!(tx.check_stateless(CHAIN, BITS, None), Ok(()));
 
-        let refusal = tx.check_stateless("other-chain", BITS).expect_err("wrong chain");
+        let refusal = tx.check_stateless("other-chain", BITS, None).expect_err("wrong chain");
         assert!(matches!(refusal, TxError::WrongChain { .. }), "{refusal}");
 
         // More work than the nonce has (the hash of a found nonce has at
         // least BITS zero bits, almost never 64).
-        let refusal = tx.check_stateless(CHAIN, 64).expect_err("too little work");
+        let refusal = tx.check_stateless(CHAIN, 64, None).expect_err("too little work");
         assert!(
             matches!(refusal, TxError::InsufficientWork { needed: 64, .. }),
             "{refusal}"
@@ -346,19 +432,19 @@ mod tests {
         let mut forged = tx.clone();
         forged.body.fee = 1;
         assert!(forged.solve_work(BITS, 0, 1 << 24).expect("work"));
-        assert_eq!(forged.check_stateless(CHAIN, BITS), Err(TxError::BadSignature));
+        assert_eq!(forged.check_stateless(CHAIN, BITS, None), Err(TxError::BadSignature));
 
         // Signed by someone else's key.
         let other = KeyPair::generate(Algorithm::FnDsa1024);
         let mut stolen = signed(&other, vec![1, 2, 3]);
-        stolen.body.sender = key.public_key().clone();
+        stolen.body.sender = key.public_key().clone().into();
         assert!(stolen.solve_work(BITS, 0, 1 << 24).expect("work"));
-        assert_eq!(stolen.check_stateless(CHAIN, BITS), Err(TxError::BadSignature));
+        assert_eq!(stolen.check_stateless(CHAIN, BITS, None), Err(TxError::BadSignature));
 
         // Classical keys are refused even when the signature is valid.
         let ed = KeyPair::generate(Algorithm::Ed25519);
         let classical = signed(&ed, vec![]);
-        assert_eq!(classical.check_stateless(CHAIN, BITS), Err(TxError::KeyAlgorithm));
+        assert_eq!(classical.check_stateless(CHAIN, BITS, None), Err(TxError::KeyAlgorithm));
     }
 
     #[test]
@@ -385,6 +471,50 @@ mod tests {
         assert!(matches!(big.encode(), Err(Error::Encode { .. })));
         big.body.call.args.pop();
         assert!(big.encode().is_ok(), "exactly the limit encodes");
+    }
+
+    #[test]
+    fn a_sender_named_by_account_needs_that_accounts_key() {
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        let other = KeyPair::generate(Algorithm::FnDsa1024);
+        let by_key = signed(&key, vec![1]);
+        let mut body = by_key.body.clone();
+        body.sender = Sender::Account(key.public_key().node_id().0);
+        assert!(matches!(body.clone().sign(&other), Err(Error::Signing(_))));
+        let mut tx = body.sign(&key).expect("sign");
+        assert!(tx.solve_work(BITS, 0, 1 << 24).expect("work"));
+        let bytes = tx.encode().expect("encode");
+        let full = by_key.encode().expect("encode");
+        // The key and its 2-byte length give way to the 32-byte account.
+        assert_eq!(full.len() - bytes.len(), 2 + key.public_key().to_compact().len() - 32);
+        assert_eq!(Transaction::decode(&bytes).expect("decode"), tx);
+        assert_eq!(tx.body.sender_id(), by_key.body.sender_id());
+        assert_ne!(tx.hash().expect("id"), by_key.hash().expect("id"));
+
+        assert!(matches!(
+            tx.check_stateless(CHAIN, BITS, None),
+            Err(TxError::UnknownSender { .. })
+        ));
+        assert_eq!(tx.check_stateless(CHAIN, BITS, Some(key.public_key())), Ok(()));
+        // Another account's key cannot stand in, even one that signed it.
+        let mut theirs = tx.clone();
+        theirs.body.sender = Sender::Account(other.public_key().node_id().0);
+        let mut theirs = theirs.body.sign(&other).expect("sign");
+        assert!(theirs.solve_work(BITS, 0, 1 << 24).expect("work"));
+        assert_eq!(
+            theirs.check_stateless(CHAIN, BITS, Some(key.public_key())),
+            Err(TxError::BadSignature)
+        );
+
+        // An unknown sender form is malformed.
+        let mut tag = bytes.clone();
+        let at = 2 + CHAIN.len();
+        assert_eq!(tag[at], SENDER_ACCOUNT);
+        tag[at] = 7;
+        match Transaction::decode(&tag) {
+            Err(TxError::Malformed(m)) => assert!(m.contains("sender form 7"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -136,12 +136,16 @@ pub(super) fn pem_decode(expected_label: &str, pem: &str) -> Result<Vec<u8>, Cry
 
 pub(super) fn compact_encode(alg: Algorithm, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + bytes.len());
-    out.push(ENCODING_VERSION);
-    out.push(alg.id());
-    // Lengths are bounded by the algorithm (at most a few kB), so they fit.
-    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(&compact_header(alg, bytes.len()));
     out.extend_from_slice(bytes);
     out
+}
+
+/// `version | alg | len`: what precedes the bytes in the compact form.
+pub(super) fn compact_header(alg: Algorithm, len: usize) -> [u8; 4] {
+    // Lengths are bounded by the algorithm (at most a few kB), so they fit.
+    let len = (len as u16).to_be_bytes();
+    [ENCODING_VERSION, alg.id(), len[0], len[1]]
 }
 
 /// Decodes `version | alg | len | bytes` from the front of `buf`; the length

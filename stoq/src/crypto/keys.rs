@@ -109,6 +109,21 @@ impl PublicKey {
         encoding::compact_encode(self.0.alg, &self.0.bytes)
     }
 
+    /// The node id of the key whose compact form is `buf`, without
+    /// decoding the key (a hash, not the key's NTT precomputation): what a
+    /// cache of decoded keys looks them up by. The key itself is not
+    /// checked; decoding it does that.
+    pub fn node_id_of_compact(buf: &[u8]) -> Result<NodeId, CryptoError> {
+        let (alg, key, rest) = encoding::compact_decode(buf, Algorithm::public_key_len)?;
+        if !rest.is_empty() {
+            return Err(CryptoError::Encoding(format!(
+                "{} trailing bytes after public key",
+                rest.len()
+            )));
+        }
+        Ok(NodeId(encoding::spki_hash(alg, key)?))
+    }
+
     /// Parses the compact wire form; the whole input must be consumed.
     pub fn from_compact(buf: &[u8]) -> Result<Self, CryptoError> {
         let (alg, key, rest) = encoding::compact_decode(buf, Algorithm::public_key_len)?;
@@ -178,6 +193,12 @@ impl Signature {
     /// Compact wire form: `version | algorithm | length (u16 BE) | bytes`.
     pub fn to_compact(&self) -> Vec<u8> {
         encoding::compact_encode(self.alg, &self.bytes)
+    }
+
+    /// The first four bytes of [`Signature::to_compact`] (what precedes the
+    /// raw bytes), for hashing the compact form without building it.
+    pub fn compact_header(&self) -> [u8; 4] {
+        encoding::compact_header(self.alg, self.bytes.len())
     }
 
     /// Parses one compact signature from the front of `buf`, returning the
@@ -380,6 +401,7 @@ mod tests {
         for kp in both() {
             let pk = kp.public_key();
             assert_eq!(&PublicKey::from_compact(&pk.to_compact()).unwrap(), pk);
+            assert_eq!(PublicKey::node_id_of_compact(&pk.to_compact()).unwrap(), pk.node_id());
             assert_eq!(&PublicKey::from_spki_der(&pk.to_spki_der()).unwrap(), pk);
             assert_eq!(&PublicKey::from_pem(&pk.to_pem()).unwrap(), pk);
             let kp2 = KeyPair::from_pkcs8_der(&kp.to_pkcs8_der().unwrap()).unwrap();
@@ -388,6 +410,7 @@ mod tests {
             assert_eq!(kp3.secret_bytes(), kp.secret_bytes());
             let sig = kp.sign(b"x").unwrap();
             let mut wire = sig.to_compact();
+            assert_eq!(wire[..4], sig.compact_header());
             wire.extend_from_slice(b"rest");
             let (sig2, rest) = Signature::from_compact_prefix(&wire).unwrap();
             assert_eq!(sig2, sig);

@@ -92,7 +92,10 @@ fn make_fixture() -> Fixture {
     };
     let txs: Vec<Transaction> = (1..=3).map(tx).collect();
     let gap_tx = tx(99);
-    assert!(txs[0].check_stateless(CHAIN, BITS).is_ok(), "build_tx does the work");
+    assert!(
+        txs[0].check_stateless(CHAIN, BITS, Some(key.public_key())).is_ok(),
+        "build_tx does the work"
+    );
 
     let mut blocks = Vec::new();
     let mut receipts = Vec::new();
@@ -145,7 +148,7 @@ fn make_fixture() -> Fixture {
         parent = header.hash().unwrap();
         blocks.push(Arc::new(Block {
             header,
-            txs: vec![tx.clone()],
+            txs: vec![Arc::new(tx.clone())],
             commit: vec![0xcc; 10],
         }));
         receipts.push(vec![receipt]);
@@ -231,7 +234,7 @@ impl NodeApi for FakeApi {
                 return Ok(TxStatus::Committed(Box::new(TxRecord {
                     height: b.header.height,
                     index: 0,
-                    tx: b.txs[0].clone(),
+                    tx: Transaction::clone(&b.txs[0]),
                     receipt: self.f.receipts[i][0].clone(),
                 })));
             }

@@ -29,6 +29,9 @@ fn all_tx_errors() -> Vec<TxError> {
         TxError::Duplicate,
         TxError::MempoolFull { floor: 77 },
         TxError::SenderLimit { limit: 64 },
+        TxError::UnknownSender {
+            account: "ab".repeat(32),
+        },
     ]
 }
 
@@ -459,12 +462,15 @@ fn json_shapes_of_blocks_and_receipts_are_stable() {
             "method",
             "module",
             "nonce",
-            "sender"
+            "sender",
+            "sender_key"
         ]
     );
     let t = &f.txs[0];
     assert_eq!(tx["hash"], json!(hex(&t.hash().unwrap())));
     assert_eq!(tx["sender"], json!(hex(&t.body.sender_id())));
+    // Past its first transaction an account is named, not its key.
+    assert_eq!(tx["sender_key"], Value::Null);
     assert_eq!(tx["fee"], json!("1000000"), "amounts are decimal strings");
     assert_eq!(tx["module"], json!("bank"));
     assert_eq!(tx["args"], json!(hex(&t.body.call.args)));

@@ -1,0 +1,163 @@
+//! The key registry: an account's first transaction carries its key and
+//! registers it; later ones name the account, and every node finds the key
+//! (in the block, in its cache, or in the registry) to check them.
+
+use std::sync::Arc;
+
+use redb::backends::InMemoryBackend;
+use redb::Database;
+use stoq::crypto::{Algorithm, KeyPair};
+
+use super::*;
+use crate::modules::{bank, staking::Staking};
+use crate::runtime::test_chain::{account, signed, DENOM};
+use crate::runtime::{ChainParams, GenesisValidator};
+use crate::types::{Call, Sender, Transaction};
+
+fn runtime() -> Runtime {
+    Runtime::new(ChainParams::default(), vec![Arc::new(Staking::default())]).expect("runtime")
+}
+
+fn chain(genesis: &Genesis) -> Chain {
+    let db = Database::builder()
+        .create_with_backend(InMemoryBackend::new())
+        .expect("db");
+    Chain::open_db(
+        Arc::new(db),
+        BlockLog::memory(),
+        runtime(),
+        genesis,
+        ChainConfig::default(),
+    )
+    .expect("open")
+}
+
+/// A transfer of 1 to `[9; 32]` from `from`, naming it by account unless
+/// `with_key`.
+fn transfer(from: &KeyPair, nonce: u64, with_key: bool) -> Transaction {
+    let call = Call {
+        module: "bank".into(),
+        method: "transfer".into(),
+        args: bank::transfer_args(&[9; 32], DENOM, 1),
+    };
+    let mut tx = signed(from, nonce, call, 100_000, 1_000);
+    if !with_key {
+        tx.body.sender = Sender::Account(account(from));
+        tx = tx.body.sign(from).expect("sign");
+    }
+    solve(tx)
+}
+
+fn solve(mut tx: Transaction) -> Transaction {
+    let bits = ChainParams::default().pow_bits;
+    assert!(tx.solve_work(bits, 0, 1 << 24).expect("work"));
+    tx
+}
+
+fn commit(chain: &Chain, validator: &KeyPair, executed: Executed) -> Committed {
+    let tip = chain.tip();
+    let h = executed.block.header.height;
+    let cert = CommitCertificate {
+        height: h,
+        round: 0,
+        block_hash: executed.hash,
+        signatures: vec![
+            CommitCertificate::sign(chain.chain_id(), validator, &tip.validators, h, 0, &executed.hash).expect("sign"),
+        ],
+    };
+    chain.commit(executed, &cert).expect("commit")
+}
+
+#[test]
+fn the_first_transaction_registers_the_key_and_later_ones_name_the_account() {
+    let validator = KeyPair::generate(Algorithm::FnDsa1024);
+    let (alice, bob) = (
+        KeyPair::generate(Algorithm::FnDsa1024),
+        KeyPair::generate(Algorithm::FnDsa1024),
+    );
+    let genesis = Genesis {
+        params: ChainParams::default(),
+        time_ms: 1_000,
+        balances: [&alice, &bob]
+            .iter()
+            .map(|u| (account(u), DENOM.to_string(), 1_000_000))
+            .collect(),
+        validators: vec![GenesisValidator {
+            key: validator.public_key().clone(),
+            stake: 500,
+        }],
+    };
+    let (a, b) = (chain(&genesis), chain(&genesis));
+    let with =
+        |tx: &Transaction, k: &KeyPair| CheckedTx::from_committed(tx.clone(), Some(k.public_key())).expect("wrap");
+
+    // Block 1: alice's first (with her key) and second (by account); bob's
+    // first names only his account, which has no key yet: left out.
+    let (a0, a1, b0) = (
+        transfer(&alice, 0, true),
+        transfer(&alice, 1, false),
+        transfer(&bob, 0, false),
+    );
+    let p = a
+        .propose(
+            2_000,
+            account(&validator),
+            vec![with(&a0, &alice), with(&a1, &alice), with(&b0, &bob)],
+            BlockLimits::default(),
+        )
+        .expect("propose");
+    assert_eq!(p.executed.txs.len(), 2);
+    assert_eq!(p.skipped.len(), 1);
+    assert_eq!(p.skipped[0].1.code(), 15, "{}", p.skipped[0].1);
+    let block = p.executed.block.clone();
+
+    // Node B checks it with an empty cache: alice's key is in the block.
+    let checked = b.check_txs(&block, &KeyCache::new(8), 2).expect("stateless checks");
+    assert_eq!(checked[1].key(), alice.public_key());
+    let on_b = b.validate(&block, checked, 2_000).expect("valid on b");
+    commit(&a, &validator, p.executed);
+    commit(&b, &validator, on_b);
+    for node in [&a, &b] {
+        let reader = node.state().reader(1).expect("reader");
+        let runtime = node.runtime();
+        assert_eq!(
+            runtime
+                .registered_key(&reader, &account(&alice))
+                .expect("read")
+                .as_ref(),
+            Some(alice.public_key())
+        );
+        assert_eq!(runtime.registered_key(&reader, &account(&bob)).expect("read"), None);
+    }
+
+    // Block 2: alice by account only; B finds her key in its registry.
+    let a2 = transfer(&alice, 2, false);
+    let p = a
+        .propose(
+            3_000,
+            account(&validator),
+            vec![with(&a2, &alice)],
+            BlockLimits::default(),
+        )
+        .expect("propose");
+    let block = p.executed.block.clone();
+    let checked = b.check_txs(&block, &KeyCache::new(8), 1).expect("from the registry");
+    b.validate(&block, checked, 3_000).expect("valid on b");
+
+    // A block naming alice's account under bob's signature, or an account
+    // with no key at all, is refused by the stateless checks.
+    let mut forged = block.clone();
+    let mut theirs = transfer(&bob, 0, false);
+    theirs.body.sender = Sender::Account(account(&alice));
+    theirs.signature = bob.sign(&theirs.body.sighash().expect("sighash")).expect("sign");
+    forged.txs = vec![Arc::new(solve(theirs))];
+    assert_eq!(
+        b.check_txs(&forged, &KeyCache::new(8), 1).map(|_| ()),
+        Err((0, TxError::BadSignature))
+    );
+    forged.txs = vec![Arc::new(transfer(&bob, 0, false))];
+    assert!(matches!(
+        b.check_txs(&forged, &KeyCache::new(8), 1),
+        Err((0, TxError::UnknownSender { .. }))
+    ));
+}
