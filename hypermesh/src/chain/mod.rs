@@ -493,44 +493,39 @@ impl Chain {
         block.commit = certificate.encode()?;
         let tx_hashes: Vec<Hash> = executed.txs.iter().map(CheckedTx::hash).collect();
 
-        // The record first, synced: the index below never points past it.
-        let (offset, block_len, record_len) = self.log.append(|w| {
-            let n = Block::write_parts(
-                w,
-                &block.header,
-                executed.txs.iter().map(CheckedTx::bytes),
-                &block.commit,
-            )?;
-            tables::write_results(w, &executed.outcome.receipts, &executed.outcome.block_events)?;
-            Ok(n)
-        })?;
-        let location = Location {
-            offset,
-            block_len,
-            record_len,
-        };
-        let indexed = (|| {
-            let txn = self.db.begin_write().map_err(db_err)?;
+        // The record is written and synced on a thread of its own while
+        // this one stages the index in a database transaction; that
+        // transaction commits only once the record is on disk, so the
+        // index never points past the log.
+        let (appended, staged) = std::thread::scope(|scope| {
+            let (block, txs, outcome) = (&block, &executed.txs, &executed.outcome);
+            let writer = scope.spawn(move || {
+                self.log.append(|w| {
+                    let n = Block::write_parts(w, &block.header, txs.iter().map(CheckedTx::bytes), &block.commit)?;
+                    tables::write_results(w, &outcome.receipts, &outcome.block_events)?;
+                    Ok(n)
+                })
+            });
+            let staged = self.stage_index(height, &executed.staged, &executed.hash, &tx_hashes);
+            let appended = writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Store("the block log writer panicked".into())));
+            (appended, staged)
+        });
+        // An error drops the unfinished transaction, which aborts it.
+        let (offset, block_len, record_len) = appended?;
+        let indexed = staged.and_then(|txn| {
+            let location = Location {
+                offset,
+                block_len,
+                record_len,
+            };
             {
-                self.state.write(&txn, &executed.staged)?;
                 let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
                 blocks.insert(height, location.encode()).map_err(db_err)?;
-                let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
-                hashes.insert(executed.hash, height).map_err(db_err)?;
-                let mut txs = txn.open_table(TXS).map_err(db_err)?;
-                for (i, hash) in tx_hashes.iter().enumerate() {
-                    txs.insert(*hash, position(height, i as u32)).map_err(db_err)?;
-                }
-                let mut meta = txn.open_table(META).map_err(db_err)?;
-                meta.insert(META_TIP, height.to_be_bytes().as_slice()).map_err(db_err)?;
-            }
-            if let Some(keep_from) = (height + 1).checked_sub(self.config.state_history) {
-                if keep_from > 0 {
-                    self.state.prune(&txn, keep_from)?;
-                }
             }
             txn.commit().map_err(db_err)
-        })();
+        });
         if let Err(e) = indexed {
             // Nothing points at the record: drop it now rather than at the
             // next open.
@@ -563,6 +558,37 @@ impl Chain {
             tx_hashes,
             next_nonces,
         })
+    }
+}
+
+impl Chain {
+    /// Everything a commit writes to the database but the block's location
+    /// in the log: state, hash and transaction indexes, tip, pruning.
+    fn stage_index(
+        &self,
+        height: u64,
+        state: &StagedState,
+        hash: &Hash,
+        tx_hashes: &[Hash],
+    ) -> Result<redb::WriteTransaction> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            self.state.write(&txn, state)?;
+            let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
+            hashes.insert(hash, height).map_err(db_err)?;
+            let mut txs = txn.open_table(TXS).map_err(db_err)?;
+            for (i, hash) in tx_hashes.iter().enumerate() {
+                txs.insert(*hash, position(height, i as u32)).map_err(db_err)?;
+            }
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            meta.insert(META_TIP, height.to_be_bytes().as_slice()).map_err(db_err)?;
+        }
+        if let Some(keep_from) = (height + 1).checked_sub(self.config.state_history) {
+            if keep_from > 0 {
+                self.state.prune(&txn, keep_from)?;
+            }
+        }
+        Ok(txn)
     }
 }
 

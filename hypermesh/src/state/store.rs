@@ -191,7 +191,21 @@ impl StateStore {
             }
             value_set.push((KeyHash(hash), value));
         }
-        let (root, batch) = Tree::new(&view).put_value_set(value_set, version).map_err(tree_err)?;
+        let tree = Tree::new(&view);
+        let (root, batch) = if !value_set.is_empty() && value_set.iter().all(|(_, v)| v.is_some()) {
+            // No deletion: jmt's batch insert builds each touched subtree
+            // once for the whole sorted set, where the general path walks
+            // from the root for every key. Same tree, same root.
+            let sets = vec![value_set.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect()];
+            let (roots, batch) = tree.batch_put_value_sets(sets, None, version).map_err(tree_err)?;
+            let root = roots
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Store("jmt returned no root".into()))?;
+            (root, batch)
+        } else {
+            tree.put_value_set(value_set, version).map_err(tree_err)?
+        };
         Ok(StagedState {
             version,
             parent,
