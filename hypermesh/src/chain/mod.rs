@@ -439,19 +439,34 @@ impl Chain {
     }
 
     /// Stages the state and assembles the header of an executed block.
-    fn finish(&self, tip: &Tip, info: BlockInfo, txs: Vec<CheckedTx>, outcome: BlockOutcome) -> Result<Executed> {
-        let staged = self.state.stage(info.height, outcome.writes.clone())?;
-        let ids: Vec<Hash> = txs.iter().map(CheckedTx::hash).collect();
+    /// The writes move into the staged state (`outcome.writes` is left
+    /// empty); the two Merkle roots are computed on a second thread while
+    /// the state tree is.
+    fn finish(&self, tip: &Tip, info: BlockInfo, txs: Vec<CheckedTx>, mut outcome: BlockOutcome) -> Result<Executed> {
+        let writes = std::mem::take(&mut outcome.writes);
+        let (staged, roots) = std::thread::scope(|scope| {
+            let (txs, receipts) = (&txs, &outcome.receipts);
+            let roots = scope.spawn(move || {
+                let ids: Vec<Hash> = txs.iter().map(CheckedTx::hash).collect();
+                (Block::tx_root_of_ids(&ids), Receipt::root(receipts))
+            });
+            let staged = self.state.stage(info.height, writes);
+            let roots = roots
+                .join()
+                .map_err(|_| Error::Store("computing a block's roots panicked".into()));
+            (staged, roots)
+        });
+        let (staged, (tx_root, result_root)) = (staged?, roots?);
         let header = BlockHeader {
             chain_id: self.chain_id().to_string(),
             height: info.height,
             parent_hash: tip.hash,
             timestamp_ms: info.time_ms,
             proposer: info.proposer,
-            tx_root: Block::tx_root_of_ids(&ids),
+            tx_root,
             state_root: staged.root(),
             validator_set_hash: tip.validators.hash(),
-            result_root: Receipt::root(&outcome.receipts),
+            result_root,
             proofs: ProofSection::default(),
         };
         let hash = header.hash()?;

@@ -6,7 +6,7 @@
 //! transaction leaves no partial writes (its fee, charged in a layer
 //! below, stays charged).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use stoq::crypto::PublicKey;
 
@@ -60,6 +60,10 @@ pub struct BlockInfo {
 /// The execution context of a hook or a call.
 pub struct Ctx<'a> {
     state: &'a dyn StateRead,
+    /// What was read from `state` (which does not change during a block):
+    /// a key read again (a sender's balance, nonce, locks, by the checks,
+    /// the fee and the call) is not looked up in the store again.
+    read_cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
     layers: Vec<WriteSet>,
     gas: Option<GasMeter>,
     events: Vec<Event>,
@@ -80,6 +84,7 @@ impl<'a> Ctx<'a> {
     pub fn new(state: &'a dyn StateRead, block: BlockInfo, native_denom: String) -> Self {
         Ctx {
             state,
+            read_cache: HashMap::new(),
             layers: vec![WriteSet::new()],
             gas: None,
             events: Vec::new(),
@@ -96,7 +101,14 @@ impl<'a> Ctx<'a> {
         let found = self.layers.iter().rev().find_map(|l| l.get(key).cloned());
         let value = match found {
             Some(v) => v,
-            None => self.state.get(key)?,
+            None => match self.read_cache.get(key) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.state.get(key)?;
+                    self.read_cache.insert(key.to_vec(), v.clone());
+                    v
+                }
+            },
         };
         self.charge_read(key.len() + value.as_ref().map_or(0, Vec::len))?;
         Ok(value)
