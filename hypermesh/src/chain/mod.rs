@@ -143,6 +143,7 @@ impl Chain {
     pub fn open(path: &Path, runtime: Runtime, genesis: &Genesis, config: ChainConfig) -> Result<Chain> {
         let db = Database::create(path).map_err(|e| Error::Store(format!("opening {}: {e}", path.display())))?;
         let log = BlockLog::open(&path.with_extension("blocks"))?;
+        tracing::debug!(direct_io = log.is_direct(), "block log opened");
         Self::open_db(Arc::new(db), log, runtime, genesis, config)
     }
 
