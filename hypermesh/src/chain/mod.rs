@@ -18,6 +18,7 @@
 
 mod blocklog;
 mod commit;
+mod pending;
 mod read;
 mod tables;
 #[cfg(test)]
@@ -27,6 +28,8 @@ mod tests_keys;
 
 pub use blocklog::BlockLog;
 pub use commit::{vote_signing_bytes, CommitCertificate, CommitSignature, VoteKind, MAX_COMMIT_SIGNATURES};
+pub(crate) use pending::next_nonces;
+pub use pending::Pending;
 pub use read::{EventRecord, StateProofAt, TxRecord, MAX_EVENTS_PER_READ};
 
 use std::path::Path;
@@ -86,7 +89,7 @@ pub struct Executed {
     pub txs: Vec<CheckedTx>,
     /// What executing it produced.
     pub outcome: BlockOutcome,
-    staged: StagedState,
+    staged: Arc<StagedState>,
 }
 
 /// A block a proposer built.
@@ -337,7 +340,7 @@ impl Chain {
             proposer,
         };
         let built = self.runtime.build_block(&reader, info.clone(), candidates, limits)?;
-        let executed = self.finish(&tip, info, built.txs, built.outcome)?;
+        let executed = self.finish(&tip, None, info, built.txs, built.outcome)?;
         Ok(Proposal {
             executed,
             skipped: built.skipped,
@@ -421,7 +424,7 @@ impl Chain {
             proposer: h.proposer,
         };
         let outcome = self.runtime.execute_block(&reader, info.clone(), &txs)?;
-        let mut executed = self.finish(&tip, info, txs, outcome)?;
+        let mut executed = self.finish(&tip, None, info, txs, outcome)?;
         let ours = &executed.block.header;
         for (name, theirs, mine) in [
             ("transactions root", h.tx_root, ours.tx_root),
@@ -443,7 +446,14 @@ impl Chain {
     /// The writes move into the staged state (`outcome.writes` is left
     /// empty); the two Merkle roots are computed on a second thread while
     /// the state tree is.
-    fn finish(&self, tip: &Tip, info: BlockInfo, txs: Vec<CheckedTx>, mut outcome: BlockOutcome) -> Result<Executed> {
+    fn finish(
+        &self,
+        tip: &Tip,
+        parent: Option<&StagedState>,
+        info: BlockInfo,
+        txs: Vec<CheckedTx>,
+        mut outcome: BlockOutcome,
+    ) -> Result<Executed> {
         let writes = std::mem::take(&mut outcome.writes);
         let (staged, roots) = std::thread::scope(|scope| {
             let (txs, receipts) = (&txs, &outcome.receipts);
@@ -451,7 +461,7 @@ impl Chain {
                 let ids: Vec<Hash> = txs.iter().map(CheckedTx::hash).collect();
                 (Block::tx_root_of_ids(&ids), Receipt::root(receipts))
             });
-            let staged = self.state.stage(info.height, writes);
+            let staged = self.state.stage_on(parent, info.height, writes);
             let roots = roots
                 .join()
                 .map_err(|_| Error::Store("computing a block's roots panicked".into()));
@@ -480,7 +490,7 @@ impl Chain {
             hash,
             txs,
             outcome,
-            staged,
+            staged: Arc::new(staged),
         })
     }
 
@@ -550,15 +560,7 @@ impl Chain {
         }
 
         let reader = self.state.reader(height)?;
-        let mut next_nonces: Vec<(AccountId, u64)> = Vec::new();
-        for t in &executed.txs {
-            match next_nonces.last_mut() {
-                Some((a, n)) if *a == t.sender() => *n = t.nonce() + 1,
-                _ => next_nonces.push((t.sender(), t.nonce() + 1)),
-            }
-        }
-        next_nonces.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        next_nonces.dedup_by_key(|e| e.0);
+        let next_nonces = pending::next_nonces(&executed.txs);
         let new_tip = Tip {
             height,
             hash: executed.hash,

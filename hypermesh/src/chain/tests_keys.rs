@@ -161,3 +161,97 @@ fn the_first_transaction_registers_the_key_and_later_ones_name_the_account() {
         Err((0, TxError::UnknownSender { .. }))
     ));
 }
+
+#[test]
+fn a_block_built_on_one_still_committing_equals_one_built_after() {
+    let validator = KeyPair::generate(Algorithm::FnDsa1024);
+    let users: Vec<KeyPair> = (0..3).map(|_| KeyPair::generate(Algorithm::FnDsa1024)).collect();
+    let genesis = Genesis {
+        params: ChainParams::default(),
+        time_ms: 1_000,
+        balances: users
+            .iter()
+            .map(|u| (account(u), DENOM.to_string(), 1_000_000))
+            .collect(),
+        validators: vec![GenesisValidator {
+            key: validator.public_key().clone(),
+            stake: 500,
+        }],
+    };
+    let (a, b) = (chain(&genesis), chain(&genesis));
+    let with =
+        |tx: &Transaction, k: &KeyPair| CheckedTx::from_committed(tx.clone(), Some(k.public_key())).expect("wrap");
+    let first: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 0, true), u)).collect();
+    let second: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 1, false), u)).collect();
+
+    // On A: block 2 is built while block 1 is not yet committed.
+    let p1 = a
+        .propose(2_000, account(&validator), first, BlockLimits::default())
+        .expect("propose 1");
+    let pending = a.pending(&p1.executed).expect("pending");
+    assert_eq!(pending.height(), 1);
+    let p2 = a
+        .propose_on(
+            Some(&pending),
+            3_000,
+            account(&validator),
+            second,
+            BlockLimits::default(),
+        )
+        .expect("propose 2 on 1");
+    assert!(p2.skipped.is_empty(), "{:?}", p2.skipped);
+    assert_eq!(p2.executed.block.header.parent_hash, pending.hash());
+    let (block1, block2) = (p1.executed.block.clone(), p2.executed.block.clone());
+    // Out of order, a child does not commit.
+    let twin = a
+        .propose_on(
+            Some(&pending),
+            3_000,
+            account(&validator),
+            vec![],
+            BlockLimits::default(),
+        )
+        .expect("another block 2");
+    let cert = CommitCertificate {
+        height: 2,
+        round: 0,
+        block_hash: twin.executed.hash,
+        signatures: vec![CommitCertificate::sign(
+            a.chain_id(),
+            &validator,
+            &a.tip().validators,
+            2,
+            0,
+            &twin.executed.hash,
+        )
+        .expect("sign")],
+    };
+    assert!(matches!(a.commit(twin.executed, &cert), Err(Error::InvalidBlock(_))));
+    assert_eq!(a.tip().height, 0);
+    commit(&a, &validator, p1.executed);
+    commit(&a, &validator, p2.executed);
+
+    // On B, one after the other: the same blocks validate and give the
+    // same state.
+    for block in [&block1, &block2] {
+        let checked = b.check_txs(block, &KeyCache::new(8), 1).expect("checks");
+        let e = b.validate(block, checked, block.header.timestamp_ms).expect("valid");
+        commit(&b, &validator, e);
+    }
+    assert_eq!(a.tip().hash, b.tip().hash);
+    assert_eq!(a.tip().state_root, b.tip().state_root);
+    let (ra, rb) = (a.state().reader(2).expect("a"), b.state().reader(2).expect("b"));
+    for u in &users {
+        let (na, nb) = (a.runtime().nonce(&ra, &account(u)), b.runtime().nonce(&rb, &account(u)));
+        assert_eq!((na.expect("a"), nb.expect("b")), (2, 2));
+    }
+    // Block 1 is now below the tip: nothing can be built on it.
+    let refused = a.propose_on(
+        Some(&pending),
+        4_000,
+        account(&validator),
+        vec![],
+        BlockLimits::default(),
+    );
+    assert!(matches!(refused, Err(Error::InvalidBlock(_))), "{refused:?}");
+}

@@ -4,32 +4,33 @@
 //! Admission checks signatures on every core ([`check_batch`]) outside
 //! any lock, then takes the mempool lock only to insert. The producer
 //! builds a block on a timer, or as soon as the mempool holds a full
-//! block, on a blocking thread: select, execute, sign the commit, write
-//! (one database transaction), then tell the mempool and subscribers.
+//! block: select, execute, sign the commit; the block leaves the mempool
+//! and is written while the next one is built on it (see [`producer`]).
+//!
+//! [`check_batch`]: crate::mempool::check_batch
 
 mod api_impl;
 mod metrics;
+mod producer;
 #[cfg(test)]
 mod tests;
 
 pub use api_impl::ServiceApi;
 pub use metrics::ServiceMetrics;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use stoq::crypto::KeyPair;
 use tokio::sync::{watch, Notify};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::warn;
 
-use crate::chain::{Chain, CommitCertificate, Committed};
+use crate::chain::{Chain, Committed};
 use crate::codec::Hash;
 use crate::error::{Error, Result, TxError};
 use crate::mempool::{check_batch_with, default_threads, Mempool, MempoolConfig};
-use crate::runtime::BlockLimits;
 use crate::types::{AccountId, Block, KeyCache};
 
 /// Blocks kept decoded in memory for subscribers.
@@ -80,6 +81,10 @@ pub struct NodeService {
     last_block: Mutex<Option<Instant>>,
     /// Sender keys decoded recently (decoding costs about a verification).
     keys: KeyCache,
+    /// The next nonce of each sender with transactions in a block still
+    /// committing (they have left the mempool; the state does not show
+    /// them yet).
+    inflight: Mutex<HashMap<AccountId, u64>>,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -137,6 +142,7 @@ impl NodeService {
             metrics,
             last_block: Mutex::new(None),
             keys: KeyCache::new(KEY_CACHE),
+            inflight: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -167,6 +173,13 @@ impl NodeService {
 
     fn mempool(&self) -> MutexGuard<'_, Mempool> {
         match self.mempool.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn inflight(&self) -> MutexGuard<'_, HashMap<AccountId, u64>> {
+        match self.inflight.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
@@ -219,6 +232,8 @@ impl NodeService {
             }
         };
         let mut out = Vec::with_capacity(checked.len());
+        // Taken before the mempool, as the producer does (never both).
+        let inflight = self.inflight();
         let mut pool = self.mempool();
         for c in checked {
             let r = c.and_then(|tx| {
@@ -227,6 +242,13 @@ impl NodeService {
                     .ok_or_else(|| TxError::Malformed("the node cannot read its state; retry".into()))?;
                 let height = tip.height + 1;
                 let next = self.chain.runtime().check_admission(reader, &tx, height)?;
+                let next = inflight.get(&tx.sender()).map_or(next, |n| next.max(*n));
+                if tx.nonce() < next {
+                    return Err(TxError::NonceReplayed {
+                        got: tx.nonce(),
+                        expected: next,
+                    });
+                }
                 // No gaps: a transaction must follow the sender's committed
                 // ones and those already waiting here.
                 let expected = pool.pending_nonce(&tx.sender()).unwrap_or(next).max(next);
@@ -255,57 +277,6 @@ impl NodeService {
         self.metrics.mempool_txs.set(pool.len() as i64);
         self.metrics.mempool_bytes.set(pool.bytes() as i64);
         out
-    }
-
-    /// Builds, signs and commits one block now (the producer's step; also
-    /// what tests call to drive the chain without a timer).
-    pub fn produce_block(&self, now_ms: u64) -> Result<Committed> {
-        let started = Instant::now();
-        let params = self.chain.runtime().params();
-        let limits = BlockLimits {
-            max_txs: self.config.max_block_txs.min(BlockLimits::default().max_txs),
-            ..BlockLimits::default()
-        };
-        let candidates = self
-            .mempool()
-            .select(limits.max_txs, params.block_gas_limit, limits.max_bytes);
-        let proposal = self.chain.propose(now_ms, self.account, candidates, limits)?;
-        self.metrics.execution.observe(started.elapsed().as_secs_f64());
-        let executed = proposal.executed;
-        let tip = self.chain.tip();
-        let height = executed.block.header.height;
-        let signature = CommitCertificate::sign(
-            self.chain.chain_id(),
-            &self.key,
-            &tip.validators,
-            height,
-            0,
-            &executed.hash,
-        )?;
-        let certificate = CommitCertificate {
-            height,
-            round: 0,
-            block_hash: executed.hash,
-            signatures: vec![signature],
-        };
-        let commit_started = Instant::now();
-        let committed = self.chain.commit(executed, &certificate)?;
-        self.metrics.commit.observe(commit_started.elapsed().as_secs_f64());
-        {
-            let mut pool = self.mempool();
-            for (hash, why) in &proposal.skipped {
-                // A gap may fill; anything else will fail again.
-                if !matches!(why, TxError::NonceGap { .. }) {
-                    debug!(tx = %stoq::crypto::hex(hash), %why, "dropping a transaction the block could not take");
-                    pool.remove(hash);
-                }
-            }
-            pool.on_committed(&committed.tx_hashes, committed.next_nonces.iter().copied(), height + 1);
-            self.metrics.mempool_txs.set(pool.len() as i64);
-            self.metrics.mempool_bytes.set(pool.bytes() as i64);
-        }
-        self.record(&committed);
-        Ok(committed)
     }
 
     fn record(&self, committed: &Committed) {
@@ -357,46 +328,5 @@ impl NodeService {
             }
         }
         Ok(self.chain.block(height)?.map(Arc::new))
-    }
-
-    /// Produces blocks until `shutdown`: every `block_interval`, or as
-    /// soon as a full block is ready.
-    pub fn spawn_producer(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let interval = this.config.block_interval;
-            let mut next = tokio::time::Instant::now() + interval;
-            loop {
-                let full = this.mempool().ready_count() >= this.config.max_block_txs;
-                if !full {
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep_until(next) => {}
-                        () = this.wake.notified() => {
-                            if this.mempool().ready_count() < this.config.max_block_txs {
-                                continue;
-                            }
-                        }
-                    }
-                }
-                next = tokio::time::Instant::now() + interval;
-                if !this.config.empty_blocks && this.mempool().ready_count() == 0 {
-                    continue;
-                }
-                let step = this.clone();
-                match tokio::task::spawn_blocking(move || step.produce_block(now_ms())).await {
-                    Ok(Ok(c)) => debug!(height = c.block.header.height, txs = c.tx_hashes.len(), "committed"),
-                    Ok(Err(e)) => {
-                        this.metrics.production_failures.inc();
-                        warn!(error = %e, "block production failed; retrying at the next tick");
-                    }
-                    Err(e) => {
-                        this.metrics.production_failures.inc();
-                        warn!(error = %e, "block production panicked");
-                    }
-                }
-            }
-            info!("block producer stopped");
-        })
     }
 }

@@ -17,6 +17,7 @@ use crate::modules::staking::Staking;
 use crate::runtime::test_chain::{account, DENOM};
 use crate::runtime::{ChainParams, Genesis, GenesisValidator, Runtime};
 use crate::types::{Call, Transaction, UnsignedTransaction, MAX_TX_BYTES};
+use tokio_util::sync::CancellationToken;
 
 struct Fixture {
     validator: KeyPair,
@@ -267,4 +268,67 @@ fn only_a_key_with_a_quorum_may_produce_alone() {
         Err(Error::Genesis(m)) => assert!(m.contains("two thirds"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_keeps_sending_while_its_blocks_commit_behind_the_producer() {
+    // Small blocks, built while the one before commits: the next nonces
+    // of a sender whose transactions are in flight (out of the mempool,
+    // not yet in the state) must still be accepted in order, and a
+    // resubmitted in-flight one refused as a replay.
+    let f = fixture();
+    let s = NodeService::new(
+        mem_chain(&f),
+        f.validator.clone(),
+        ServiceConfig {
+            block_interval: Duration::from_millis(20),
+            empty_blocks: false,
+            max_block_txs: 3,
+            ..ServiceConfig::default()
+        },
+    )
+    .expect("service");
+    let stop = CancellationToken::new();
+    let producer = s.spawn_producer(stop.clone());
+    let txs: Vec<Transaction> = (0..40).map(|n| tx_with(&f.alice, n, &f.bob, |_| {})).collect();
+    let mut replays = 0;
+    for (i, chunk) in txs.chunks(4).enumerate() {
+        let results = s.admit(chunk.iter().map(bytes).collect()).await;
+        assert!(results.iter().all(Result::is_ok), "chunk {i}: {results:?}");
+        if i > 0 {
+            // The chunk before, again: committed, in flight or pending.
+            let again = s.admit(txs[(i - 1) * 4..i * 4].iter().map(bytes).collect()).await;
+            assert!(again.iter().all(Result::is_err), "{again:?}");
+            replays += again.len();
+        }
+    }
+    assert_eq!(replays, 36);
+    let mut tip = s.subscribe_tip();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while s.metrics().committed_txs.get() < 40 {
+            let _ = tip.changed().await;
+        }
+    })
+    .await
+    .expect("all 40 committed");
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), producer)
+        .await
+        .expect("stops")
+        .expect("join");
+    let height = s.chain().tip().height;
+    assert!(height >= 14, "blocks of at most 3: {height}");
+    let reader = s.chain().state().reader(height).expect("reader");
+    assert_eq!(
+        s.chain().runtime().nonce(&reader, &account(&f.alice)).expect("nonce"),
+        40
+    );
+    let mut seen = 0;
+    for h in 1..=height {
+        for t in &s.chain().block(h).expect("read").expect("block").txs {
+            assert_eq!(t.body.nonce, seen, "in order, each once");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 40);
 }

@@ -37,7 +37,7 @@ mod tests_store;
 
 pub use proof::{StateProof, MAX_PROOF_LEN};
 pub use prune::PruneStats;
-pub use reader::StateReader;
+pub use reader::{PendingReader, StateReader};
 pub use snapshot::{SnapshotInfo, MAX_SNAPSHOT_CHUNK_BYTES};
 pub use store::{StagedState, StateStore};
 

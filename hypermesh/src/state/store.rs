@@ -48,6 +48,21 @@ impl StagedState {
         self.root
     }
 
+    /// The version it was staged on (`None`: an empty state).
+    pub fn parent(&self) -> Option<u64> {
+        self.parent
+    }
+
+    /// What it writes under the key with this hash: `Some(None)` for a
+    /// deletion, `None` if it does not touch the key.
+    pub(super) fn value(&self, key_hash: &Hash) -> Option<Option<&Vec<u8>>> {
+        self.batch
+            .node_batch
+            .values()
+            .get(&(self.version, KeyHash(*key_hash)))
+            .map(Option::as_ref)
+    }
+
     /// How many tree nodes writing it adds (informational).
     pub fn new_nodes(&self) -> usize {
         self.batch.node_batch.nodes().len()
@@ -145,6 +160,19 @@ impl StateStore {
         version: u64,
         writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<StagedState> {
+        self.stage_on(None, version, writes)
+    }
+
+    /// [`StateStore::stage`] on top of `parent`, a staged version not yet
+    /// written (the block before, still committing): `version` follows
+    /// it, and writing it requires `parent` written first. A parent
+    /// already written is the latest version, as for [`StateStore::stage`].
+    pub fn stage_on(
+        &self,
+        parent: Option<&StagedState>,
+        version: u64,
+        writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<StagedState> {
         // Sorted by key hash and deduplicated, so the root depends only on
         // the final set of writes, never on their order.
         let mut set: BTreeMap<Hash, (Vec<u8>, Option<Vec<u8>>)> = BTreeMap::new();
@@ -165,7 +193,23 @@ impl StateStore {
         }
 
         let txn = self.db.begin_read().map_err(db_err)?;
-        let parent = last_version(&txn.open_table(ROOTS).map_err(db_err)?)?;
+        let latest = last_version(&txn.open_table(ROOTS).map_err(db_err)?)?;
+        // A staged parent not yet written stands in for the latest.
+        let pending = match parent {
+            Some(p) if latest == Some(p.version) => None,
+            Some(p) if latest == p.parent => Some(p),
+            Some(p) => {
+                return Err(Error::VersionUnavailable {
+                    version,
+                    reason: format!(
+                        "its parent {} is neither written nor staged on the latest version {latest:?}",
+                        p.version
+                    ),
+                })
+            }
+            None => None,
+        };
+        let parent = pending.map_or(latest, |p| Some(p.version));
         if let Some(p) = parent {
             if p.checked_add(1) != Some(version) {
                 return Err(Error::VersionUnavailable {
@@ -181,6 +225,10 @@ impl StateStore {
             // state that root is the empty tree (jmt knows this for 0 only).
             None if version > 0 => TreeView::building(&nodes, &values, version, StandIn::Empty)?,
             _ => TreeView::new(&nodes, &values),
+        };
+        let view = match pending {
+            Some(p) => view.over(&p.batch.node_batch, p.version),
+            None => view,
         };
 
         let mut preimages = Vec::new();

@@ -15,7 +15,7 @@
 //! A row in `state_roots` is what makes a version readable: pruning
 //! removes it first, in the same transaction as the data.
 
-use jmt::storage::{LeafNode, NibblePath, Node, NodeKey, TreeReader};
+use jmt::storage::{LeafNode, NibblePath, Node, NodeBatch, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue, Version};
 use redb::{ReadableTable, TableDefinition};
 
@@ -143,6 +143,9 @@ pub(super) struct TreeView<'t, N, V> {
     values: &'t V,
     /// (storage key of the root asked for, what to answer instead).
     stand_in: Option<(Vec<u8>, StandIn)>,
+    /// Nodes and values of a staged version not yet written, read before
+    /// the tables (building a version on top of it).
+    overlay: Option<(&'t NodeBatch, Version)>,
 }
 
 impl<'t, N, V> TreeView<'t, N, V>
@@ -156,7 +159,15 @@ where
             nodes,
             values,
             stand_in: None,
+            overlay: None,
         }
+    }
+
+    /// This view with `batch` (staged, unwritten `version`) over the
+    /// tables.
+    pub(super) fn over(mut self, batch: &'t NodeBatch, version: Version) -> Self {
+        self.overlay = Some((batch, version));
+        self
     }
 
     /// A view for building `version`, answering `stand_in` for the root jmt
@@ -168,6 +179,7 @@ where
             nodes,
             values,
             stand_in: Some((root_node_key(previous)?, stand_in)),
+            overlay: None,
         })
     }
 
@@ -185,6 +197,9 @@ where
     V: ReadableTable<&'static [u8], &'static [u8]>,
 {
     fn get_node_option(&self, key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        if let Some(node) = self.overlay.and_then(|(b, _)| b.get_node(key)) {
+            return Ok(Some(node.clone()));
+        }
         let raw = node_key(key)?;
         match &self.stand_in {
             Some((asked, StandIn::Empty)) if *asked == raw => Ok(Some(Node::Null)),
@@ -194,6 +209,14 @@ where
     }
 
     fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+        if let Some((batch, version)) = self.overlay {
+            // The overlay's version is newer than anything in the tables.
+            if version <= max_version {
+                if let Some(v) = batch.values().get(&(version, key_hash)) {
+                    return Ok(v.clone());
+                }
+            }
+        }
         Ok(newest_value(self.values, &key_hash.0, max_version)?.and_then(|(_, v)| v))
     }
 
