@@ -31,6 +31,9 @@ pub(super) struct Proposed {
     /// commit fails.
     txs: Vec<CheckedTx>,
     next_nonces: Vec<([u8; 32], u64)>,
+    /// Whether ready transactions were left out for lack of room (the
+    /// next block can start at once).
+    full: bool,
 }
 
 impl NodeService {
@@ -46,6 +49,7 @@ impl NodeService {
         let candidates = self
             .mempool()
             .select(limits.max_txs, params.block_gas_limit, limits.max_bytes);
+        let offered = candidates.len();
         let proposal = self
             .chain
             .propose_on(parent, now_ms, self.account, candidates, limits)?;
@@ -64,6 +68,7 @@ impl NodeService {
             block_hash: executed.hash,
             signatures: vec![signature],
         };
+        let full = executed.txs.len() + proposal.skipped.len() < offered || executed.txs.len() >= limits.max_txs;
         let pending = self.chain.pending(&executed)?;
         let txs = executed.txs.clone();
         let next_nonces = crate::chain::next_nonces(&txs);
@@ -95,6 +100,7 @@ impl NodeService {
             pending,
             txs,
             next_nonces,
+            full,
         })
     }
 
@@ -172,8 +178,11 @@ impl NodeService {
             let mut next = tokio::time::Instant::now() + interval;
             let mut committing: Option<tokio::task::JoinHandle<Result<Committed>>> = None;
             let mut parent: Option<Pending> = None;
+            // Whether the last block left ready transactions behind.
+            let mut backlog = false;
             loop {
-                let full = this.mempool().ready_count() >= this.config.max_block_txs;
+                let ready = this.mempool().ready_count();
+                let full = ready >= this.config.max_block_txs || (backlog && ready > 0);
                 if !full {
                     tokio::select! {
                         () = shutdown.cancelled() => break,
@@ -202,8 +211,10 @@ impl NodeService {
                         continue;
                     }
                 }
+                backlog = false;
                 match proposed {
                     Ok(Ok(p)) => {
+                        backlog = p.full;
                         parent = Some(p.pending.clone());
                         let step = this.clone();
                         committing = Some(tokio::task::spawn_blocking(move || step.commit_proposed(p)));
