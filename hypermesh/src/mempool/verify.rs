@@ -55,7 +55,7 @@ pub fn check_batch_with(
     lookup: &KeyLookup<'_>,
 ) -> Vec<Result<CheckedTx, TxError>> {
     let first = |bytes: &Bytes| -> Pass {
-        let (tx, sighash) = match Transaction::decode_cached(bytes, Some(keys)) {
+        let (tx, sighash) = match Transaction::decode_shared(bytes, Some(keys)) {
             Ok(d) => d,
             Err(e) => return Pass::Done(Err(e)),
         };

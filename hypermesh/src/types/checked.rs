@@ -49,7 +49,7 @@ impl CheckedTx {
         pow_bits: u32,
         keys: Option<&KeyCache>,
     ) -> Result<CheckedTx, TxError> {
-        let (tx, sighash) = Transaction::decode_cached(&bytes, keys)?;
+        let (tx, sighash) = Transaction::decode_shared(&bytes, keys)?;
         let account = tx.body.sender.account();
         let key = match (tx.body.sender.key(), keys) {
             (Some(k), _) => k.clone(),

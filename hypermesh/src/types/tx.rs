@@ -282,6 +282,26 @@ impl Transaction {
     /// [`Transaction::decode_with_sighash`], taking sender keys already
     /// decoded from `keys` (and adding new ones to it).
     pub fn decode_cached(buf: &[u8], keys: Option<&KeyCache>) -> Result<(Self, Sighash), TxError> {
+        Self::decode_inner(buf, keys, |r| r.sig())
+    }
+
+    /// [`Transaction::decode_cached`] of received bytes: the signature is
+    /// kept as a slice of `buf`, not copied.
+    pub fn decode_shared(buf: &bytes::Bytes, keys: Option<&KeyCache>) -> Result<(Self, Sighash), TxError> {
+        Self::decode_inner(buf, keys, |r| {
+            let compact = r.bytes16(4096)?;
+            Signature::from_compact_shared(&buf.slice_ref(compact)).map_err(|e| trustchain::error::WireError {
+                what: "transaction",
+                reason: format!("signature: {e}"),
+            })
+        })
+    }
+
+    fn decode_inner(
+        buf: &[u8],
+        keys: Option<&KeyCache>,
+        signature: impl FnOnce(&mut Reader<'_>) -> Result<Signature, trustchain::error::WireError>,
+    ) -> Result<(Self, Sighash), TxError> {
         if buf.len() > MAX_TX_BYTES {
             return Err(TxError::Oversized {
                 size: buf.len(),
@@ -293,7 +313,7 @@ impl Transaction {
         let body = UnsignedTransaction::read(&mut r, keys).map_err(malformed)?;
         let body_len = buf.len() - r.remaining();
         let pow_nonce = r.u64().map_err(|e| malformed(e.into()))?;
-        let signature = r.sig().map_err(|e| malformed(e.into()))?;
+        let signature = signature(&mut r).map_err(|e| malformed(e.into()))?;
         r.finish().map_err(|e| malformed(e.into()))?;
         let mut h = sha3::Shake256::default();
         h.update(SIGNING_DOMAIN);
@@ -514,6 +534,25 @@ mod tests {
         match Transaction::decode(&tag) {
             Err(TxError::Malformed(m)) => assert!(m.contains("sender form 7"), "{m}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn received_bytes_decode_the_same_and_keep_the_signature_in_place() {
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        let bytes = bytes::Bytes::from(signed(&key, vec![4; 10]).encode().expect("encode"));
+        let (shared, sighash) = Transaction::decode_shared(&bytes, None).expect("decode");
+        assert_eq!(
+            (shared.clone(), sighash),
+            Transaction::decode_with_sighash(&bytes).expect("decode")
+        );
+        let at = shared.signature.as_bytes().as_ptr() as usize - bytes.as_ptr() as usize;
+        assert!(at < bytes.len(), "the signature is a slice of the received bytes");
+        for cut in [1, 100, bytes.len() - 1] {
+            assert!(matches!(
+                Transaction::decode_shared(&bytes.slice(..cut), None),
+                Err(TxError::Malformed(_))
+            ));
         }
     }
 

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+use bytes::Bytes;
+
 use super::falcon::{FalconSigner, FalconVerifier};
 use super::{ed25519, encoding, falcon, Algorithm, CryptoError, NodeId};
 
@@ -157,11 +159,13 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-/// A signature tagged with its algorithm.
+/// A signature tagged with its algorithm. Cheap to clone: the bytes are
+/// shared (and can be a slice of a received buffer, see
+/// [`Signature::from_compact_shared`]).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Signature {
     alg: Algorithm,
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 impl Signature {
@@ -176,7 +180,7 @@ impl Signature {
         }
         Ok(Signature {
             alg,
-            bytes: bytes.to_vec(),
+            bytes: Bytes::copy_from_slice(bytes),
         })
     }
 
@@ -208,10 +212,27 @@ impl Signature {
         Ok((
             Signature {
                 alg,
-                bytes: bytes.to_vec(),
+                bytes: Bytes::copy_from_slice(bytes),
             },
             rest,
         ))
+    }
+
+    /// Parses `compact`, which must be exactly one compact signature,
+    /// keeping a slice of it rather than a copy (a node that receives many
+    /// signed messages in one buffer holds them without copying).
+    pub fn from_compact_shared(compact: &Bytes) -> Result<Self, CryptoError> {
+        let (alg, bytes, rest) = encoding::compact_decode(compact, Algorithm::signature_len)?;
+        if !rest.is_empty() {
+            return Err(CryptoError::Encoding(format!(
+                "{} trailing bytes after the signature",
+                rest.len()
+            )));
+        }
+        Ok(Signature {
+            alg,
+            bytes: compact.slice_ref(bytes),
+        })
     }
 }
 
@@ -308,7 +329,7 @@ impl KeyPair {
         };
         Ok(Signature {
             alg: self.algorithm(),
-            bytes,
+            bytes: Bytes::from(bytes),
         })
     }
 
@@ -411,6 +432,11 @@ mod tests {
             let sig = kp.sign(b"x").unwrap();
             let mut wire = sig.to_compact();
             assert_eq!(wire[..4], sig.compact_header());
+            let shared = Bytes::from(wire.clone());
+            let sig3 = Signature::from_compact_shared(&shared).unwrap();
+            assert_eq!(sig3, sig);
+            assert_eq!(sig3.as_bytes().as_ptr(), shared[4..].as_ptr(), "a slice, not a copy");
+            assert!(Signature::from_compact_shared(&shared.slice(..shared.len() - 1)).is_err());
             wire.extend_from_slice(b"rest");
             let (sig2, rest) = Signature::from_compact_prefix(&wire).unwrap();
             assert_eq!(sig2, sig);
