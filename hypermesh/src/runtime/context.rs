@@ -34,6 +34,36 @@ impl StateRead for MemState {
     }
 }
 
+/// A committed state read through a cache: for one batch of reads of a
+/// state that does not change meanwhile (admitting a burst of
+/// transactions from the same senders reads the same few keys again and
+/// again).
+pub struct CachedRead<'a, S: ?Sized> {
+    state: &'a S,
+    cache: std::cell::RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl<'a, S: StateRead + ?Sized> CachedRead<'a, S> {
+    /// `state`, cached.
+    pub fn new(state: &'a S) -> Self {
+        CachedRead {
+            state,
+            cache: std::cell::RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl<S: StateRead + ?Sized> StateRead for CachedRead<'_, S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.cache.borrow().get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.state.get(key)?;
+        self.cache.borrow_mut().insert(key.to_vec(), v.clone());
+        Ok(v)
+    }
+}
+
 impl MemState {
     /// Applies a write set (what a test harness does at commit).
     pub fn apply(&mut self, writes: &WriteSet) {
@@ -238,5 +268,34 @@ impl<'a> Ctx<'a> {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod cached_read_tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    struct Counting(MemState, Cell<usize>);
+
+    impl StateRead for Counting {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.1.set(self.1.get() + 1);
+            self.0.get(key)
+        }
+    }
+
+    #[test]
+    fn each_key_is_read_from_the_state_once() {
+        let mut state = MemState::default();
+        state.0.insert(b"a".to_vec(), b"1".to_vec());
+        let counting = Counting(state, Cell::new(0));
+        let cached = CachedRead::new(&counting);
+        for _ in 0..3 {
+            assert_eq!(cached.get(b"a").expect("read"), Some(b"1".to_vec()));
+            assert_eq!(cached.get(b"missing").expect("read"), None);
+        }
+        assert_eq!(counting.1.get(), 2, "one read per key, absent ones too");
     }
 }

@@ -11,7 +11,7 @@ mod gas;
 mod genesis;
 mod receipt;
 
-pub use context::{BlockInfo, Ctx, MemState, StateRead, WriteSet};
+pub use context::{BlockInfo, CachedRead, Ctx, MemState, StateRead, WriteSet};
 pub use exec::{error_code, BlockLimits, BlockOutcome, BuiltBlock, Runtime};
 pub use genesis::{ChainParams, Genesis, GenesisValidator, MAX_GENESIS_BALANCES, MAX_GENESIS_VALIDATORS};
 

@@ -224,13 +224,16 @@ impl NodeService {
         checked: Vec<std::result::Result<crate::types::CheckedTx, TxError>>,
     ) -> Vec<std::result::Result<Hash, TxError>> {
         let tip = self.chain.tip();
-        let reader = match self.chain.state().reader(tip.height) {
+        let committed = match self.chain.state().reader(tip.height) {
             Ok(r) => Some(r),
             Err(e) => {
                 warn!(error = %e, "cannot read the state to admit transactions");
                 None
             }
         };
+        // A batch is mostly bursts from the same senders: their nonce,
+        // balance and locks are read once.
+        let reader = committed.as_ref().map(crate::runtime::CachedRead::new);
         let mut out = Vec::with_capacity(checked.len());
         // Taken before the mempool, as the producer does (never both).
         let inflight = self.inflight();
