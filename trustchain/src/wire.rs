@@ -21,6 +21,13 @@ impl Writer {
         Writer::default()
     }
 
+    /// A writer with room for `bytes` (no reallocation while it fits).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Writer {
+            buf: Vec::with_capacity(bytes),
+        }
+    }
+
     /// A writer starting with a domain-separation prefix (what a signature
     /// is for), so a signature for one purpose never verifies for another.
     pub fn with_domain(domain: &[u8]) -> Self {

@@ -180,7 +180,7 @@ pub fn encode_submit(txs: &[Bytes]) -> ApiResult<Vec<u8>> {
             txs.len()
         )));
     }
-    let mut w = Writer::new();
+    let mut w = Writer::with_capacity(4 + txs.iter().map(|t| 4 + t.len()).sum::<usize>());
     w.u32(txs.len() as u32);
     for tx in txs {
         check("transaction", tx.len(), MAX_TX_BYTES)?;

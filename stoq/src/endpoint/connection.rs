@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::rpc::{decode_request, encode_request, read_one_frame, RpcError, RpcRequest};
+use super::rpc::{decode_request, encode_request_head, read_one_frame, RpcError, RpcRequest};
 use super::{Incoming, Shared};
 use crate::frame::{Frame, FrameBatcher, FrameDecoder, FrameKind};
 use crate::tls::PeerIdentity;
@@ -134,7 +134,7 @@ impl Connection {
     pub async fn call(&self, method: &str, body: Bytes, deadline: Option<Duration>) -> Result<Bytes, RpcError> {
         let deadline = deadline.unwrap_or(self.inner.shared.config.timeouts.rpc_default_deadline);
         let id = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
-        let frame = encode_request(id, method, deadline, body)?;
+        let head = encode_request_head(id, method, deadline, body.len())?;
         let max = self.inner.shared.config.limits.max_frame_len;
         let exchange = async {
             let (mut send, mut recv) = self
@@ -143,7 +143,8 @@ impl Connection {
                 .open_bi()
                 .await
                 .map_err(|e| RpcError::Transport(e.to_string()))?;
-            send.write_chunk(encode(&frame))
+            // Head and body as two chunks: the body is not copied.
+            send.write_all_chunks(&mut [head, body])
                 .await
                 .map_err(|e| RpcError::Transport(e.to_string()))?;
             let _ = send.finish();

@@ -158,18 +158,45 @@ where
 }
 
 /// Request payload: `method_len (u8) | method | deadline_ms (u32) | body`.
+#[cfg(test)]
 pub(crate) fn encode_request(id: u64, method: &str, deadline: Duration, body: Bytes) -> Result<Frame, RpcError> {
+    let mut b = BytesMut::from(&request_prefix(method, deadline)?[..]);
+    b.put_slice(&body);
+    Ok(Frame::new(FrameKind::Request, id, b.freeze()))
+}
+
+/// The bytes of a request frame up to its body (frame header, method,
+/// deadline): sent ahead of the body, so a large body is never copied.
+pub(crate) fn encode_request_head(
+    id: u64,
+    method: &str,
+    deadline: Duration,
+    body_len: usize,
+) -> Result<Bytes, RpcError> {
+    let prefix = request_prefix(method, deadline)?;
+    let payload_len = u32::try_from(prefix.len() + body_len)
+        .map_err(|_| RpcError::BadRequest("request body longer than a frame can hold".into()))?;
+    let mut b = BytesMut::with_capacity(crate::frame::HEADER_LEN + prefix.len());
+    b.put_u8(crate::frame::VERSION);
+    b.put_u8(FrameKind::Request.into());
+    b.put_u16(0);
+    b.put_u64(id);
+    b.put_u32(payload_len);
+    b.put_slice(&prefix);
+    Ok(b.freeze())
+}
+
+fn request_prefix(method: &str, deadline: Duration) -> Result<BytesMut, RpcError> {
     if method.is_empty() || method.len() > MAX_METHOD_LEN {
         return Err(RpcError::BadRequest(format!(
             "method name must be 1..={MAX_METHOD_LEN} bytes"
         )));
     }
-    let mut b = BytesMut::with_capacity(1 + method.len() + 4 + body.len());
+    let mut b = BytesMut::with_capacity(1 + method.len() + 4);
     b.put_u8(method.len() as u8);
     b.put_slice(method.as_bytes());
     b.put_u32(deadline.as_millis().min(u32::MAX as u128) as u32);
-    b.put_slice(&body);
-    Ok(Frame::new(FrameKind::Request, id, b.freeze()))
+    Ok(b)
 }
 
 /// Parses a request payload; the body is a zero-copy slice.
@@ -237,6 +264,13 @@ mod tests {
             (m.as_str(), d, &b[..]),
             ("echo", Duration::from_millis(1500), &b"hi"[..])
         );
+        // The head sent before a body is the same frame's first bytes.
+        let mut encoded = BytesMut::new();
+        f.encode(&mut encoded);
+        let head = encode_request_head(7, "echo", Duration::from_millis(1500), 2).unwrap();
+        assert_eq!(&encoded[..head.len()], &head[..]);
+        assert_eq!(&encoded[head.len()..], b"hi");
+        assert!(encode_request_head(1, "", Duration::ZERO, 0).is_err());
         assert!(encode_request(1, "", Duration::ZERO, Bytes::new()).is_err());
         assert!(encode_request(1, &"x".repeat(65), Duration::ZERO, Bytes::new()).is_err());
         for bad in [
