@@ -11,7 +11,10 @@
 //! Checks that no decoder panics, that whatever they accept round-trips to
 //! exactly the same bytes and is refused once cut or extended (see
 //! `trustchain_fuzz::check_codec`), and that accepted values respect the
-//! limits: a block holds at most `MAX_BLOCK_TXS` transactions.
+//! limits: a block holds at most `MAX_BLOCK_TXS` transactions. The
+//! admission decoder (`Transaction::decode_shared`, which keeps the
+//! signature as a slice of the received buffer) must agree with the
+//! copying one on every input, sighash included.
 #![no_main]
 
 use hypermesh::types::MAX_BLOCK_TXS;
@@ -28,6 +31,12 @@ fuzz_target!(|data: &[u8]| {
             check_codec("transaction", body, Transaction::decode, |t| {
                 t.encode().expect("a decoded transaction re-encodes")
             });
+            let shared = bytes::Bytes::copy_from_slice(body);
+            match (Transaction::decode_with_sighash(body), Transaction::decode_shared(&shared, None)) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "the admission decoder agrees"),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("decoders disagree: {a:?} vs {b:?}"),
+            }
         }
         1 => {
             check_codec("block header", body, BlockHeader::decode, |h| {
