@@ -334,13 +334,29 @@ impl Chain {
     ) -> Result<Proposal> {
         let tip = self.tip();
         let reader = self.state.reader(tip.height)?;
+        self.build_on(&tip, None, &reader, now_ms, proposer, candidates, limits)
+    }
+
+    /// Builds the block after `tip`, reading the state after it from
+    /// `reader` and staging the tree on `parent` when that is not written.
+    #[allow(clippy::too_many_arguments)]
+    fn build_on(
+        &self,
+        tip: &Tip,
+        parent: Option<&StagedState>,
+        reader: &dyn crate::runtime::StateRead,
+        now_ms: u64,
+        proposer: AccountId,
+        candidates: impl IntoIterator<Item = CheckedTx>,
+        limits: BlockLimits,
+    ) -> Result<Proposal> {
         let info = BlockInfo {
             height: tip.height + 1,
             time_ms: now_ms.max(tip.time_ms + 1),
             proposer,
         };
-        let built = self.runtime.build_block(&reader, info.clone(), candidates, limits)?;
-        let executed = self.finish(&tip, None, info, built.txs, built.outcome)?;
+        let built = self.runtime.build_block(reader, info.clone(), candidates, limits)?;
+        let executed = self.finish(tip, parent, info, built.txs, built.outcome)?;
         Ok(Proposal {
             executed,
             skipped: built.skipped,

@@ -15,7 +15,7 @@ use super::{Chain, Executed, Proposal, Tip};
 use crate::codec::Hash;
 use crate::error::{Error, Result};
 use crate::modules::staking;
-use crate::runtime::{BlockInfo, BlockLimits};
+use crate::runtime::BlockLimits;
 use crate::state::StagedState;
 use crate::types::{AccountId, CheckedTx};
 
@@ -88,17 +88,7 @@ impl Chain {
             return self.propose(now_ms, proposer, candidates, limits);
         };
         let reader = self.state.reader_after(&p.staged)?;
-        let info = BlockInfo {
-            height: p.tip.height + 1,
-            time_ms: now_ms.max(p.tip.time_ms + 1),
-            proposer,
-        };
-        let built = self.runtime.build_block(&reader, info.clone(), candidates, limits)?;
-        let executed = self.finish(&p.tip, Some(&p.staged), info, built.txs, built.outcome)?;
-        Ok(Proposal {
-            executed,
-            skipped: built.skipped,
-        })
+        self.build_on(&p.tip, Some(&p.staged), &reader, now_ms, proposer, candidates, limits)
     }
 }
 

@@ -14,13 +14,13 @@ use crate::runtime::test_chain::{account, checked, signed, DENOM};
 use crate::runtime::{ChainParams, GenesisValidator};
 use crate::types::{Call, Transaction};
 
-struct Net {
-    validator: KeyPair,
-    users: Vec<KeyPair>,
-    genesis: Genesis,
+pub(super) struct Net {
+    pub(super) validator: KeyPair,
+    pub(super) users: Vec<KeyPair>,
+    pub(super) genesis: Genesis,
 }
 
-fn net() -> Net {
+pub(super) fn net() -> Net {
     let validator = KeyPair::generate(Algorithm::FnDsa1024);
     let users: Vec<KeyPair> = (0..3).map(|_| KeyPair::generate(Algorithm::FnDsa1024)).collect();
     let genesis = Genesis {
@@ -46,7 +46,7 @@ fn runtime() -> Runtime {
     Runtime::new(ChainParams::default(), vec![Arc::new(Staking::default())]).expect("runtime")
 }
 
-fn mem_chain(n: &Net, config: ChainConfig) -> Chain {
+pub(super) fn mem_chain(n: &Net, config: ChainConfig) -> Chain {
     let db = Database::builder()
         .create_with_backend(InMemoryBackend::new())
         .expect("db");
@@ -62,7 +62,7 @@ fn transfer(from: &KeyPair, nonce: u64, to: &AccountId, amount: u128) -> Transac
     signed(from, nonce, call, 100_000, 1_000)
 }
 
-fn cert(chain: &Chain, key: &KeyPair, e: &Executed) -> CommitCertificate {
+pub(super) fn cert(chain: &Chain, key: &KeyPair, e: &Executed) -> CommitCertificate {
     let tip = chain.tip();
     let h = e.block.header.height;
     CommitCertificate {

@@ -4,33 +4,14 @@
 
 use std::sync::Arc;
 
-use redb::backends::InMemoryBackend;
-use redb::Database;
-use stoq::crypto::{Algorithm, KeyPair};
+use stoq::crypto::KeyPair;
 
+use super::tests::{cert, mem_chain, net};
 use super::*;
-use crate::modules::{bank, staking::Staking};
+use crate::modules::bank;
 use crate::runtime::test_chain::{account, signed, DENOM};
-use crate::runtime::{ChainParams, GenesisValidator};
+use crate::runtime::ChainParams;
 use crate::types::{Call, Sender, Transaction};
-
-fn runtime() -> Runtime {
-    Runtime::new(ChainParams::default(), vec![Arc::new(Staking::default())]).expect("runtime")
-}
-
-fn chain(genesis: &Genesis) -> Chain {
-    let db = Database::builder()
-        .create_with_backend(InMemoryBackend::new())
-        .expect("db");
-    Chain::open_db(
-        Arc::new(db),
-        BlockLog::memory(),
-        runtime(),
-        genesis,
-        ChainConfig::default(),
-    )
-    .expect("open")
-}
 
 /// A transfer of 1 to `[9; 32]` from `from`, naming it by account unless
 /// `with_key`.
@@ -55,54 +36,33 @@ fn solve(mut tx: Transaction) -> Transaction {
 }
 
 fn commit(chain: &Chain, validator: &KeyPair, executed: Executed) -> Committed {
-    let tip = chain.tip();
-    let h = executed.block.header.height;
-    let cert = CommitCertificate {
-        height: h,
-        round: 0,
-        block_hash: executed.hash,
-        signatures: vec![
-            CommitCertificate::sign(chain.chain_id(), validator, &tip.validators, h, 0, &executed.hash).expect("sign"),
-        ],
-    };
-    chain.commit(executed, &cert).expect("commit")
+    let c = cert(chain, validator, &executed);
+    chain.commit(executed, &c).expect("commit")
 }
 
 #[test]
 fn the_first_transaction_registers_the_key_and_later_ones_name_the_account() {
-    let validator = KeyPair::generate(Algorithm::FnDsa1024);
-    let (alice, bob) = (
-        KeyPair::generate(Algorithm::FnDsa1024),
-        KeyPair::generate(Algorithm::FnDsa1024),
+    let n = net();
+    let (validator, alice, bob) = (&n.validator, &n.users[0], &n.users[1]);
+    let (a, b) = (
+        mem_chain(&n, ChainConfig::default()),
+        mem_chain(&n, ChainConfig::default()),
     );
-    let genesis = Genesis {
-        params: ChainParams::default(),
-        time_ms: 1_000,
-        balances: [&alice, &bob]
-            .iter()
-            .map(|u| (account(u), DENOM.to_string(), 1_000_000))
-            .collect(),
-        validators: vec![GenesisValidator {
-            key: validator.public_key().clone(),
-            stake: 500,
-        }],
-    };
-    let (a, b) = (chain(&genesis), chain(&genesis));
     let with =
         |tx: &Transaction, k: &KeyPair| CheckedTx::from_committed(tx.clone(), Some(k.public_key())).expect("wrap");
 
     // Block 1: alice's first (with her key) and second (by account); bob's
     // first names only his account, which has no key yet: left out.
     let (a0, a1, b0) = (
-        transfer(&alice, 0, true),
-        transfer(&alice, 1, false),
-        transfer(&bob, 0, false),
+        transfer(alice, 0, true),
+        transfer(alice, 1, false),
+        transfer(bob, 0, false),
     );
     let p = a
         .propose(
             2_000,
-            account(&validator),
-            vec![with(&a0, &alice), with(&a1, &alice), with(&b0, &bob)],
+            account(validator),
+            vec![with(&a0, alice), with(&a1, alice), with(&b0, bob)],
             BlockLimits::default(),
         )
         .expect("propose");
@@ -115,28 +75,25 @@ fn the_first_transaction_registers_the_key_and_later_ones_name_the_account() {
     let checked = b.check_txs(&block, &KeyCache::new(8), 2).expect("stateless checks");
     assert_eq!(checked[1].key(), alice.public_key());
     let on_b = b.validate(&block, checked, 2_000).expect("valid on b");
-    commit(&a, &validator, p.executed);
-    commit(&b, &validator, on_b);
+    commit(&a, validator, p.executed);
+    commit(&b, validator, on_b);
     for node in [&a, &b] {
         let reader = node.state().reader(1).expect("reader");
         let runtime = node.runtime();
         assert_eq!(
-            runtime
-                .registered_key(&reader, &account(&alice))
-                .expect("read")
-                .as_ref(),
+            runtime.registered_key(&reader, &account(alice)).expect("read").as_ref(),
             Some(alice.public_key())
         );
-        assert_eq!(runtime.registered_key(&reader, &account(&bob)).expect("read"), None);
+        assert_eq!(runtime.registered_key(&reader, &account(bob)).expect("read"), None);
     }
 
     // Block 2: alice by account only; B finds her key in its registry.
-    let a2 = transfer(&alice, 2, false);
+    let a2 = transfer(alice, 2, false);
     let p = a
         .propose(
             3_000,
-            account(&validator),
-            vec![with(&a2, &alice)],
+            account(validator),
+            vec![with(&a2, alice)],
             BlockLimits::default(),
         )
         .expect("propose");
@@ -147,15 +104,15 @@ fn the_first_transaction_registers_the_key_and_later_ones_name_the_account() {
     // A block naming alice's account under bob's signature, or an account
     // with no key at all, is refused by the stateless checks.
     let mut forged = block.clone();
-    let mut theirs = transfer(&bob, 0, false);
-    theirs.body.sender = Sender::Account(account(&alice));
+    let mut theirs = transfer(bob, 0, false);
+    theirs.body.sender = Sender::Account(account(alice));
     theirs.signature = bob.sign(&theirs.body.sighash().expect("sighash")).expect("sign");
     forged.txs = vec![Arc::new(solve(theirs))];
     assert_eq!(
         b.check_txs(&forged, &KeyCache::new(8), 1).map(|_| ()),
         Err((0, TxError::BadSignature))
     );
-    forged.txs = vec![Arc::new(transfer(&bob, 0, false))];
+    forged.txs = vec![Arc::new(transfer(bob, 0, false))];
     assert!(matches!(
         b.check_txs(&forged, &KeyCache::new(8), 1),
         Err((0, TxError::UnknownSender { .. }))
@@ -164,21 +121,12 @@ fn the_first_transaction_registers_the_key_and_later_ones_name_the_account() {
 
 #[test]
 fn a_block_built_on_one_still_committing_equals_one_built_after() {
-    let validator = KeyPair::generate(Algorithm::FnDsa1024);
-    let users: Vec<KeyPair> = (0..3).map(|_| KeyPair::generate(Algorithm::FnDsa1024)).collect();
-    let genesis = Genesis {
-        params: ChainParams::default(),
-        time_ms: 1_000,
-        balances: users
-            .iter()
-            .map(|u| (account(u), DENOM.to_string(), 1_000_000))
-            .collect(),
-        validators: vec![GenesisValidator {
-            key: validator.public_key().clone(),
-            stake: 500,
-        }],
-    };
-    let (a, b) = (chain(&genesis), chain(&genesis));
+    let n = net();
+    let (validator, users) = (&n.validator, &n.users);
+    let (a, b) = (
+        mem_chain(&n, ChainConfig::default()),
+        mem_chain(&n, ChainConfig::default()),
+    );
     let with =
         |tx: &Transaction, k: &KeyPair| CheckedTx::from_committed(tx.clone(), Some(k.public_key())).expect("wrap");
     let first: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 0, true), u)).collect();
@@ -186,7 +134,7 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
 
     // On A: block 2 is built while block 1 is not yet committed.
     let p1 = a
-        .propose(2_000, account(&validator), first, BlockLimits::default())
+        .propose(2_000, account(validator), first, BlockLimits::default())
         .expect("propose 1");
     let pending = a.pending(&p1.executed).expect("pending");
     assert_eq!(pending.height(), 1);
@@ -194,7 +142,7 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
         .propose_on(
             Some(&pending),
             3_000,
-            account(&validator),
+            account(validator),
             second,
             BlockLimits::default(),
         )
@@ -207,7 +155,7 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
         .propose_on(
             Some(&pending),
             3_000,
-            account(&validator),
+            account(validator),
             vec![],
             BlockLimits::default(),
         )
@@ -218,7 +166,7 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
         block_hash: twin.executed.hash,
         signatures: vec![CommitCertificate::sign(
             a.chain_id(),
-            &validator,
+            validator,
             &a.tip().validators,
             2,
             0,
@@ -228,20 +176,20 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
     };
     assert!(matches!(a.commit(twin.executed, &cert), Err(Error::InvalidBlock(_))));
     assert_eq!(a.tip().height, 0);
-    commit(&a, &validator, p1.executed);
-    commit(&a, &validator, p2.executed);
+    commit(&a, validator, p1.executed);
+    commit(&a, validator, p2.executed);
 
     // On B, one after the other: the same blocks validate and give the
     // same state.
     for block in [&block1, &block2] {
         let checked = b.check_txs(block, &KeyCache::new(8), 1).expect("checks");
         let e = b.validate(block, checked, block.header.timestamp_ms).expect("valid");
-        commit(&b, &validator, e);
+        commit(&b, validator, e);
     }
     assert_eq!(a.tip().hash, b.tip().hash);
     assert_eq!(a.tip().state_root, b.tip().state_root);
     let (ra, rb) = (a.state().reader(2).expect("a"), b.state().reader(2).expect("b"));
-    for u in &users {
+    for u in users {
         let (na, nb) = (a.runtime().nonce(&ra, &account(u)), b.runtime().nonce(&rb, &account(u)));
         assert_eq!((na.expect("a"), nb.expect("b")), (2, 2));
     }
@@ -249,7 +197,7 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
     let refused = a.propose_on(
         Some(&pending),
         4_000,
-        account(&validator),
+        account(validator),
         vec![],
         BlockLimits::default(),
     );

@@ -94,14 +94,7 @@ impl CheckedTx {
     ) -> Result<CheckedTx, TxError> {
         let malformed = |e: crate::Error| TxError::Malformed(e.to_string());
         let sighash = tx.body.sighash().map_err(malformed)?;
-        let account = tx.body.sender.account();
-        let key = tx
-            .body
-            .sender
-            .key()
-            .or(key)
-            .cloned()
-            .ok_or_else(|| unknown_sender(&account))?;
+        let key = sender_key(&tx, key)?;
         tx.check_stateless_with(&sighash, chain_id, pow_bits, &key)?;
         let bytes = tx.encode().map_err(malformed)?;
         Ok(Self::wrap(tx, Bytes::from(bytes), &sighash, key))
@@ -112,15 +105,8 @@ impl CheckedTx {
     /// it); skips the signature and work checks. `key` is needed when it
     /// names its sender by account, and must be that account's.
     pub fn from_committed(tx: Transaction, key: Option<&PublicKey>) -> Result<CheckedTx> {
-        let account = tx.body.sender.account();
-        let key = tx
-            .body
-            .sender
-            .key()
-            .or(key)
-            .cloned()
-            .ok_or_else(|| Error::Tx(unknown_sender(&account)))?;
-        if key.node_id().0 != account {
+        let key = sender_key(&tx, key)?;
+        if key.node_id().0 != tx.body.sender.account() {
             return Err(Error::Tx(TxError::BadSignature));
         }
         let bytes = tx.encode()?;
@@ -179,6 +165,17 @@ impl CheckedTx {
     pub fn fee_per_gas(&self) -> u128 {
         self.0.tx.body.fee_per_gas()
     }
+}
+
+/// The key a transaction carries, else `given` (the one found for its
+/// account).
+fn sender_key(tx: &Transaction, given: Option<&PublicKey>) -> Result<PublicKey, TxError> {
+    tx.body
+        .sender
+        .key()
+        .or(given)
+        .cloned()
+        .ok_or_else(|| unknown_sender(&tx.body.sender.account()))
 }
 
 #[cfg(test)]
