@@ -22,6 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -42,6 +43,9 @@ enum Store {
         state: Mutex<FileLog>,
         /// A buffered handle for reads, which need not wait for appends.
         reader: File,
+        /// The log's length as of the last finished append or cut (what
+        /// reads check against without waiting for an append).
+        readable: AtomicU64,
         path: PathBuf,
     },
     Memory(Mutex<Vec<u8>>),
@@ -124,6 +128,7 @@ impl BlockLog {
                     buf: Vec::new(),
                 }),
                 reader,
+                readable: AtomicU64::new(len),
                 path: path.to_path_buf(),
             },
         })
@@ -160,7 +165,9 @@ impl BlockLog {
         write: impl FnOnce(&mut Counting<&mut dyn Write>) -> Result<u64>,
     ) -> Result<(u64, u64, u64)> {
         match &self.store {
-            Store::File { state, path, .. } => {
+            Store::File {
+                state, path, readable, ..
+            } => {
                 let mut st = lock(state);
                 let offset = st.len;
                 let written = st.append(path, write);
@@ -170,6 +177,7 @@ impl BlockLog {
                     let _ = st.writer.set_len(offset);
                 }
                 let (first, total) = written?;
+                readable.store(st.len, Ordering::Release);
                 Ok((offset, first, total))
             }
             Store::Memory(m) => {
@@ -190,8 +198,10 @@ impl BlockLog {
     pub(super) fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
         let n = usize::try_from(len).map_err(|_| Error::Store("block log record too large".into()))?;
         match &self.store {
-            Store::File { reader, path, state } => {
-                if offset.saturating_add(len) > lock(state).len {
+            Store::File {
+                reader, path, readable, ..
+            } => {
+                if offset.saturating_add(len) > readable.load(Ordering::Acquire) {
                     return Err(Error::Store("block log record past its end".into()));
                 }
                 let mut buf = vec![0u8; n];
@@ -213,11 +223,17 @@ impl BlockLog {
     /// Cuts the log to `len` bytes (an unindexed tail after a crash).
     pub(super) fn truncate(&self, len: u64) -> Result<()> {
         match &self.store {
-            Store::File { state, reader, path } => {
+            Store::File {
+                state,
+                reader,
+                readable,
+                path,
+            } => {
                 let mut st = lock(state);
                 st.writer.set_len(len).map_err(|e| io(path, "truncating", e))?;
                 st.writer.sync_all().map_err(|e| io(path, "syncing", e))?;
                 st.len = len;
+                readable.store(len, Ordering::Release);
                 st.tail = read_tail(reader, len).map_err(|e| io(path, "reading its last block", e))?;
                 Ok(())
             }

@@ -223,6 +223,11 @@ impl NodeService {
         &self,
         checked: Vec<std::result::Result<crate::types::CheckedTx, TxError>>,
     ) -> Vec<std::result::Result<Hash, TxError>> {
+        // Lock order: in-flight nonces, then the mempool (the producer
+        // never holds both). Taken before the state is read, so a commit
+        // that lands meanwhile cannot drop its nonces from the map while
+        // this batch still reads the state from before it.
+        let inflight = self.inflight();
         let tip = self.chain.tip();
         let committed = match self.chain.state().reader(tip.height) {
             Ok(r) => Some(r),
@@ -235,8 +240,6 @@ impl NodeService {
         // balance and locks are read once.
         let reader = committed.as_ref().map(crate::runtime::CachedRead::new);
         let mut out = Vec::with_capacity(checked.len());
-        // Taken before the mempool, as the producer does (never both).
-        let inflight = self.inflight();
         let mut pool = self.mempool();
         for c in checked {
             let r = c.and_then(|tx| {
