@@ -114,6 +114,8 @@ pub struct Committed {
     pub tx_hashes: Vec<Hash>,
     /// The next nonce of each sender in it.
     pub next_nonces: Vec<(AccountId, u64)>,
+    /// The length of its canonical encoding, in bytes.
+    pub encoded_len: u64,
 }
 
 /// A node's chain: database, runtime and tip.
@@ -591,6 +593,7 @@ impl Chain {
             receipts: Arc::new(executed.outcome.receipts),
             tx_hashes,
             next_nonces,
+            encoded_len: block_len,
         })
     }
 }

@@ -46,9 +46,16 @@ impl Pending {
 
 impl Chain {
     /// What building on `executed` before it commits needs (the validator
-    /// set after it is read from its staged state).
-    pub fn pending(&self, executed: &Executed) -> Result<Pending> {
-        let reader = self.state.reader_after(&executed.staged)?;
+    /// set after it is read from its staged state). `parent` is what
+    /// `executed` was built on if that may still be committing (`None`:
+    /// the tip).
+    pub fn pending(&self, parent: Option<&Pending>, executed: &Executed) -> Result<Pending> {
+        let reader = match parent {
+            Some(p) if p.tip.height + 1 == executed.block.header.height => {
+                self.state.reader_after_pair(&p.staged, &executed.staged)?
+            }
+            _ => self.state.reader_after(&executed.staged)?,
+        };
         let h = &executed.block.header;
         Ok(Pending {
             tip: Arc::new(Tip {

@@ -136,7 +136,7 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
     let p1 = a
         .propose(2_000, account(validator), first, BlockLimits::default())
         .expect("propose 1");
-    let pending = a.pending(&p1.executed).expect("pending");
+    let pending = a.pending(None, &p1.executed).expect("pending");
     assert_eq!(pending.height(), 1);
     let p2 = a
         .propose_on(
@@ -149,6 +149,17 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
         .expect("propose 2 on 1");
     assert!(p2.skipped.is_empty(), "{:?}", p2.skipped);
     assert_eq!(p2.executed.block.header.parent_hash, pending.hash());
+    // Block 2 can become the parent of block 3 while block 1 is still
+    // uncommitted (its state is read through both staged versions).
+    let pending2 = a
+        .pending(Some(&pending), &p2.executed)
+        .expect("pending 2 over pending 1");
+    assert_eq!(pending2.height(), 2);
+    assert_eq!(pending2.tip().validators, pending.tip().validators);
+    assert!(
+        a.pending(None, &p2.executed).is_err(),
+        "without its parent, block 2's state is not readable yet"
+    );
     let (block1, block2) = (p1.executed.block.clone(), p2.executed.block.clone());
     // Out of order, a child does not commit.
     let twin = a

@@ -33,8 +33,13 @@ use crate::error::{Error, Result, TxError};
 use crate::mempool::{check_batch_with, default_threads, Mempool, MempoolConfig};
 use crate::types::{AccountId, Block, KeyCache};
 
-/// Blocks kept decoded in memory for subscribers.
+/// Most blocks kept decoded in memory for subscribers.
 const RECENT_BLOCKS: usize = 64;
+/// Most encoded bytes of the blocks kept in memory (the newest block is
+/// kept whatever its size). Decoded transactions share the buffers they
+/// arrived in, so this also bounds how much received data stays alive
+/// after a commit.
+const RECENT_BYTES: u64 = 16 << 20;
 /// Sender keys kept decoded per cache generation.
 const KEY_CACHE: usize = 8_192;
 
@@ -76,7 +81,7 @@ pub struct NodeService {
     config: ServiceConfig,
     tip: watch::Sender<u64>,
     wake: Notify,
-    recent: Mutex<VecDeque<Arc<Block>>>,
+    recent: Mutex<RecentBlocks>,
     metrics: ServiceMetrics,
     last_block: Mutex<Option<Instant>>,
     /// Sender keys decoded recently (decoding costs about a verification).
@@ -138,7 +143,7 @@ impl NodeService {
             config,
             tip: tip_tx,
             wake: Notify::new(),
-            recent: Mutex::new(VecDeque::new()),
+            recent: Mutex::new(RecentBlocks::default()),
             metrics,
             last_block: Mutex::new(None),
             keys: KeyCache::new(KEY_CACHE),
@@ -309,10 +314,7 @@ impl NodeService {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            recent.push_back(committed.block.clone());
-            while recent.len() > RECENT_BLOCKS {
-                recent.pop_front();
-            }
+            recent.push(committed.block.clone(), committed.encoded_len);
         }
         self.tip.send_replace(height);
     }
@@ -324,15 +326,47 @@ impl NodeService {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            if let Some(first) = recent.front() {
-                let first_height = first.header.height;
-                if height >= first_height {
-                    if let Some(b) = recent.get((height - first_height) as usize) {
-                        return Ok(Some(b.clone()));
-                    }
-                }
+            if let Some(b) = recent.get(height) {
+                return Ok(Some(b));
             }
         }
         Ok(self.chain.block(height)?.map(Arc::new))
+    }
+}
+
+/// The newest committed blocks, consecutive, within [`RECENT_BLOCKS`] and
+/// [`RECENT_BYTES`].
+#[derive(Default)]
+struct RecentBlocks {
+    blocks: VecDeque<(Arc<Block>, u64)>,
+    bytes: u64,
+}
+
+impl RecentBlocks {
+    /// Adds the block after the newest, dropping the oldest past the
+    /// bounds.
+    fn push(&mut self, block: Arc<Block>, encoded_len: u64) {
+        let follows = self
+            .blocks
+            .back()
+            .is_none_or(|(last, _)| last.header.height + 1 == block.header.height);
+        if !follows {
+            self.blocks.clear();
+            self.bytes = 0;
+        }
+        self.bytes += encoded_len;
+        self.blocks.push_back((block, encoded_len));
+        while self.blocks.len() > 1 && (self.blocks.len() > RECENT_BLOCKS || self.bytes > RECENT_BYTES) {
+            if let Some((_, len)) = self.blocks.pop_front() {
+                self.bytes -= len;
+            }
+        }
+    }
+
+    /// The block at `height` if it is kept.
+    fn get(&self, height: u64) -> Option<Arc<Block>> {
+        let first = self.blocks.front()?.0.header.height;
+        let index = usize::try_from(height.checked_sub(first)?).ok()?;
+        self.blocks.get(index).map(|(b, _)| b.clone())
     }
 }

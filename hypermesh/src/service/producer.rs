@@ -69,7 +69,7 @@ impl NodeService {
             signatures: vec![signature],
         };
         let full = executed.txs.len() + proposal.skipped.len() < offered || executed.txs.len() >= limits.max_txs;
-        let pending = self.chain.pending(&executed)?;
+        let pending = self.chain.pending(parent, &executed)?;
         let txs = executed.txs.clone();
         let next_nonces = crate::chain::next_nonces(&txs);
         let hashes: Vec<_> = txs.iter().map(CheckedTx::hash).collect();

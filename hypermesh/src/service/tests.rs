@@ -331,4 +331,63 @@ async fn a_sender_keeps_sending_while_its_blocks_commit_behind_the_producer() {
         }
     }
     assert_eq!(seen, 40);
+    assert_eq!(
+        s.metrics().production_failures.get(),
+        0,
+        "no block was thrown away (e.g. for reading a parent still committing)"
+    );
+}
+
+#[test]
+fn recent_blocks_stay_consecutive_and_within_their_count_and_byte_bounds() {
+    let block = |height: u64| {
+        Arc::new(Block {
+            header: crate::types::BlockHeader {
+                chain_id: "c".into(),
+                height,
+                parent_hash: [0; 32],
+                timestamp_ms: height,
+                proposer: [0; 32],
+                tx_root: [0; 32],
+                state_root: [0; 32],
+                validator_set_hash: [0; 32],
+                result_root: [0; 32],
+                proofs: crate::types::ProofSection::default(),
+            },
+            txs: vec![],
+            commit: vec![],
+        })
+    };
+    let mut recent = RecentBlocks::default();
+    // By count: small blocks, the oldest go past RECENT_BLOCKS.
+    for h in 1..=(RECENT_BLOCKS as u64 + 10) {
+        recent.push(block(h), 100);
+    }
+    assert!(recent.get(10).is_none());
+    assert_eq!(recent.get(11).map(|b| b.header.height), Some(11));
+    assert_eq!(
+        recent.get(RECENT_BLOCKS as u64 + 10).map(|b| b.header.height),
+        Some(RECENT_BLOCKS as u64 + 10)
+    );
+    assert!(recent.get(RECENT_BLOCKS as u64 + 11).is_none());
+    // By bytes: three blocks of a third of the budget each fit, a fourth
+    // pushes the oldest out.
+    let third = RECENT_BYTES / 3;
+    let base = RECENT_BLOCKS as u64 + 11;
+    for h in base..base + 4 {
+        recent.push(block(h), third);
+    }
+    assert!(recent.get(base).is_none(), "the oldest big block was dropped");
+    assert!(recent.get(base - 1).is_none(), "small ones before it too");
+    for h in base + 1..base + 4 {
+        assert!(recent.get(h).is_some(), "block {h} kept");
+    }
+    // A block over the whole budget is still kept, alone.
+    recent.push(block(base + 4), RECENT_BYTES * 2);
+    assert!(recent.get(base + 3).is_none());
+    assert!(recent.get(base + 4).is_some());
+    // A gap (a restart, a sync) starts over rather than misnumbering.
+    recent.push(block(base + 9), 10);
+    assert!(recent.get(base + 4).is_none());
+    assert_eq!(recent.get(base + 9).map(|b| b.header.height), Some(base + 9));
 }

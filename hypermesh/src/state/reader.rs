@@ -55,36 +55,40 @@ impl StateReader {
 }
 
 /// The state after a staged version that may not be written yet: its
-/// writes over the committed version it was staged on. What the next
-/// block executes on while the one before it is still committing.
+/// writes (and those of the staged version below it, if that is not
+/// written either) over a committed version. What the next block executes
+/// on while the one before it is still committing.
 pub struct PendingReader {
     base: StateReader,
-    staged: Arc<StagedState>,
+    /// Newest first.
+    layers: Vec<Arc<StagedState>>,
 }
 
 impl std::fmt::Debug for PendingReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingReader")
             .field("base", &self.base)
-            .field("staged", &self.staged)
+            .field("layers", &self.layers)
             .finish()
     }
 }
 
 impl PendingReader {
-    /// The version it reads (the staged one).
+    /// The version it reads (the newest staged one).
     pub fn version(&self) -> u64 {
-        self.staged.version()
+        self.layers.first().map_or(self.base.version(), |l| l.version())
     }
 }
 
 impl StateRead for PendingReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let hash = key_hash(key);
-        match self.staged.value(&hash) {
-            Some(v) => Ok(v.cloned()),
-            None => self.base.get_hashed(&hash),
+        for layer in &self.layers {
+            if let Some(v) = layer.value(&hash) {
+                return Ok(v.cloned());
+            }
         }
+        self.base.get_hashed(&hash)
     }
 }
 
@@ -97,15 +101,38 @@ impl StateStore {
         Ok(StateReader { values, version, root })
     }
 
-    /// A reader of the state after `staged`, written or not.
+    /// A reader of the state after `staged`, written or not, when the
+    /// version it was staged on is written.
     pub fn reader_after(&self, staged: &Arc<StagedState>) -> Result<PendingReader> {
-        let below = staged.parent().ok_or_else(|| Error::VersionUnavailable {
-            version: staged.version(),
+        self.reader_after_layers(vec![staged.clone()])
+    }
+
+    /// A reader of the state after `staged`, which was staged on `parent`,
+    /// neither of them necessarily written: what the block after a block
+    /// that is still committing needs once it is built itself.
+    pub fn reader_after_pair(&self, parent: &Arc<StagedState>, staged: &Arc<StagedState>) -> Result<PendingReader> {
+        if staged.parent() != Some(parent.version()) {
+            return Err(Error::VersionUnavailable {
+                version: staged.version(),
+                reason: format!("it was not staged on version {}", parent.version()),
+            });
+        }
+        self.reader_after_layers(vec![staged.clone(), parent.clone()])
+    }
+
+    /// `layers` newest first, each staged on the next, the last on a
+    /// version that must be readable.
+    fn reader_after_layers(&self, layers: Vec<Arc<StagedState>>) -> Result<PendingReader> {
+        let oldest = layers
+            .last()
+            .ok_or_else(|| Error::Store("no staged version to read after".into()))?;
+        let below = oldest.parent().ok_or_else(|| Error::VersionUnavailable {
+            version: oldest.version(),
             reason: "it was staged on an empty state".into(),
         })?;
         Ok(PendingReader {
             base: self.reader(below)?,
-            staged: staged.clone(),
+            layers,
         })
     }
 }
