@@ -52,7 +52,13 @@ impl Chain {
     pub fn pending(&self, parent: Option<&Pending>, executed: &Executed) -> Result<Pending> {
         let reader = match parent {
             Some(p) if p.tip.height + 1 == executed.block.header.height => {
-                self.state.reader_after_pair(&p.staged, &executed.staged)?
+                match self.state.reader_after_pair(&p.staged, &executed.staged) {
+                    Ok(r) => r,
+                    // The parent committed meanwhile and, with a one-version
+                    // history, pruned the version below it: its own state
+                    // is readable now.
+                    Err(_) => self.state.reader_after(&executed.staged)?,
+                }
             }
             _ => self.state.reader_after(&executed.staged)?,
         };

@@ -214,3 +214,37 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
     );
     assert!(matches!(refused, Err(Error::InvalidBlock(_))), "{refused:?}");
 }
+
+#[test]
+fn a_pending_child_survives_its_parent_committing_with_a_one_version_history() {
+    // With one version of history, committing block 1 prunes the state
+    // below it, which the two-layer reader of block 2 would start from.
+    let n = net();
+    let (validator, users) = (&n.validator, &n.users);
+    let a = mem_chain(&n, ChainConfig { state_history: 1 });
+    let with =
+        |tx: &Transaction, k: &KeyPair| CheckedTx::from_committed(tx.clone(), Some(k.public_key())).expect("wrap");
+    let first: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 0, true), u)).collect();
+    let second: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 1, false), u)).collect();
+    let p1 = a
+        .propose(2_000, account(validator), first, BlockLimits::default())
+        .expect("propose 1");
+    let pending1 = a.pending(None, &p1.executed).expect("pending 1");
+    let p2 = a
+        .propose_on(
+            Some(&pending1),
+            3_000,
+            account(validator),
+            second,
+            BlockLimits::default(),
+        )
+        .expect("propose 2 on 1");
+    commit(&a, validator, p1.executed);
+    assert!(a.state().reader(0).is_err(), "version 0 was pruned");
+    let pending2 = a
+        .pending(Some(&pending1), &p2.executed)
+        .expect("pending 2 after 1 committed");
+    assert_eq!(pending2.height(), 2);
+    commit(&a, validator, p2.executed);
+    assert_eq!(a.tip().hash, pending2.hash());
+}
