@@ -119,6 +119,19 @@ fn the_first_transaction_registers_the_key_and_later_ones_name_the_account() {
     ));
 }
 
+/// Block 1 proposed (not committed) on `chain` with each user's first
+/// transfer (carrying the key), and each user's second transfer checked.
+fn first_block_and_second_txs(chain: &Chain, validator: &KeyPair, users: &[KeyPair]) -> (Proposal, Vec<CheckedTx>) {
+    let with =
+        |tx: &Transaction, k: &KeyPair| CheckedTx::from_committed(tx.clone(), Some(k.public_key())).expect("wrap");
+    let first: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 0, true), u)).collect();
+    let second: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 1, false), u)).collect();
+    let p1 = chain
+        .propose(2_000, account(validator), first, BlockLimits::default())
+        .expect("propose 1");
+    (p1, second)
+}
+
 #[test]
 fn a_block_built_on_one_still_committing_equals_one_built_after() {
     let n = net();
@@ -127,15 +140,8 @@ fn a_block_built_on_one_still_committing_equals_one_built_after() {
         mem_chain(&n, ChainConfig::default()),
         mem_chain(&n, ChainConfig::default()),
     );
-    let with =
-        |tx: &Transaction, k: &KeyPair| CheckedTx::from_committed(tx.clone(), Some(k.public_key())).expect("wrap");
-    let first: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 0, true), u)).collect();
-    let second: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 1, false), u)).collect();
-
     // On A: block 2 is built while block 1 is not yet committed.
-    let p1 = a
-        .propose(2_000, account(validator), first, BlockLimits::default())
-        .expect("propose 1");
+    let (p1, second) = first_block_and_second_txs(&a, validator, users);
     let pending = a.pending(None, &p1.executed).expect("pending");
     assert_eq!(pending.height(), 1);
     let p2 = a
@@ -222,13 +228,7 @@ fn a_pending_child_survives_its_parent_committing_with_a_one_version_history() {
     let n = net();
     let (validator, users) = (&n.validator, &n.users);
     let a = mem_chain(&n, ChainConfig { state_history: 1 });
-    let with =
-        |tx: &Transaction, k: &KeyPair| CheckedTx::from_committed(tx.clone(), Some(k.public_key())).expect("wrap");
-    let first: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 0, true), u)).collect();
-    let second: Vec<CheckedTx> = users.iter().map(|u| with(&transfer(u, 1, false), u)).collect();
-    let p1 = a
-        .propose(2_000, account(validator), first, BlockLimits::default())
-        .expect("propose 1");
+    let (p1, second) = first_block_and_second_txs(&a, validator, users);
     let pending1 = a.pending(None, &p1.executed).expect("pending 1");
     let p2 = a
         .propose_on(
