@@ -63,6 +63,11 @@ pub enum Error {
     /// executing it gives). Validators answer such a proposal with nil.
     #[error("invalid block: {0}")]
     InvalidBlock(String),
+    /// The consensus engine refused to go on (a write-ahead log that
+    /// replays differently, an internal invariant); the node must stop
+    /// rather than risk signing conflicting votes.
+    #[error("consensus: {0}")]
+    Consensus(String),
     /// A genesis file or parameter set that cannot start a chain.
     #[error("genesis: {0}")]
     Genesis(String),

@@ -150,9 +150,12 @@ impl From<Error> for ApiError {
             Error::VersionUnavailable { .. } => ApiError::Unavailable(e.to_string()),
             Error::Decode { .. } | Error::Encode { .. } => ApiError::BadRequest(e.to_string()),
             Error::Module { .. } | Error::OutOfGas { .. } => ApiError::Query(e.to_string()),
-            Error::BadProof(_) | Error::Signing(_) | Error::Store(_) | Error::InvalidBlock(_) | Error::Genesis(_) => {
-                ApiError::Internal(e.to_string())
-            }
+            Error::BadProof(_)
+            | Error::Signing(_)
+            | Error::Store(_)
+            | Error::InvalidBlock(_)
+            | Error::Genesis(_)
+            | Error::Consensus(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -79,7 +79,7 @@ impl FalconSigner {
         &self.encoded
     }
 
-    pub(super) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub(super) fn sign_with<R: CryptoRng + RngCore>(&self, rng: &mut R, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let pooled = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
         let mut sk = match pooled {
             Some(sk) => sk,
@@ -88,7 +88,7 @@ impl FalconSigner {
             ),
         };
         let mut sig = vec![0u8; signature_size(LOGN)];
-        let ok = sk.sign(&mut rand_core::OsRng, &DOMAIN_NONE, &HASH_ID_RAW, msg, &mut sig);
+        let ok = sk.sign(rng, &DOMAIN_NONE, &HASH_ID_RAW, msg, &mut sig);
         if let Ok(mut pool) = self.pool.lock() {
             if pool.len() < MAX_POOLED_SIGNERS {
                 pool.push(sk);

@@ -323,8 +323,15 @@ impl KeyPair {
 
     /// Signs `msg`.
     pub fn sign(&self, msg: &[u8]) -> Result<Signature, CryptoError> {
+        self.sign_with(&mut rand_core::OsRng, msg)
+    }
+
+    /// Signs `msg` drawing the signature's randomness from `rng`: a seeded
+    /// RNG makes signatures reproducible, which deterministic simulations
+    /// need (Ed25519 signatures are deterministic anyway).
+    pub fn sign_with<R: CryptoRng + RngCore>(&self, rng: &mut R, msg: &[u8]) -> Result<Signature, CryptoError> {
         let bytes = match &*self.secret {
-            Secret::Falcon(s) => s.sign(msg)?,
+            Secret::Falcon(s) => s.sign_with(rng, msg)?,
             Secret::Ed25519(k) => ed25519::sign(k, msg),
         };
         Ok(Signature {
