@@ -30,6 +30,17 @@ pub struct BlockApp {
     keys: KeyCache,
     threads: usize,
     executed: HashMap<Hash, Executed>,
+    /// The tip's certificate and the set that signed it, kept from the
+    /// last commit so that neither building nor checking the next block
+    /// reads the tip block back.
+    parent: Option<ParentProof>,
+}
+
+/// What the next block's proof of stake is checked against.
+struct ParentProof {
+    height: u64,
+    certificate: Vec<u8>,
+    signers: staking::ValidatorSet,
 }
 
 impl BlockApp {
@@ -42,6 +53,7 @@ impl BlockApp {
             keys: KeyCache::new(100_000),
             threads: threads.max(1),
             executed: HashMap::new(),
+            parent: None,
         }
     }
 
@@ -60,25 +72,32 @@ impl BlockApp {
         ValidatorSet::from_staking(&self.chain.tip().validators)
     }
 
-    /// The set that committed the tip (and signed its certificate).
-    fn parent_set(&self) -> Result<staking::ValidatorSet> {
+    /// The tip's commit certificate (which the next block carries as its
+    /// proof of stake) and the set that signed it. Read from the chain
+    /// only after a restart; afterwards kept from each commit.
+    fn parent(&mut self) -> Result<&ParentProof> {
         let tip = self.chain.tip();
-        let reader = self.chain.state().reader(tip.height.saturating_sub(1))?;
-        staking::validator_set(&reader)
-    }
-
-    /// The tip's commit certificate, which the next block carries as its
-    /// proof of stake (empty after genesis).
-    fn parent_certificate(&self) -> Result<Vec<u8>> {
-        let tip = self.chain.tip();
-        if tip.height == 0 {
-            return Ok(Vec::new());
+        if self.parent.as_ref().is_none_or(|p| p.height != tip.height) {
+            let certificate = match tip.height {
+                0 => Vec::new(),
+                h => {
+                    self.chain
+                        .block(h)?
+                        .ok_or_else(|| Error::Store(format!("the tip block {h} is missing")))?
+                        .commit
+                }
+            };
+            // The set in the state before the tip committed the tip.
+            let reader = self.chain.state().reader(tip.height.saturating_sub(1))?;
+            self.parent = Some(ParentProof {
+                height: tip.height,
+                certificate,
+                signers: staking::validator_set(&reader)?,
+            });
         }
-        let block = self
-            .chain
-            .block(tip.height)?
-            .ok_or_else(|| Error::Store(format!("the tip block {} is missing", tip.height)))?;
-        Ok(block.commit)
+        self.parent
+            .as_ref()
+            .ok_or_else(|| Error::Store("parent proof missing".into()))
     }
 
     /// Builds the next block from `candidates` at `now_ms`.
@@ -88,7 +107,7 @@ impl BlockApp {
         candidates: impl IntoIterator<Item = CheckedTx>,
         limits: BlockLimits,
     ) -> Result<(Arc<Block>, Hash)> {
-        let stake = self.parent_certificate()?;
+        let stake = self.parent()?.certificate.clone();
         let mut executed = self.chain.propose(now_ms, self.proposer, candidates, limits)?.executed;
         executed.block.header.proofs.stake = stake;
         executed.hash = executed.block.header.hash()?;
@@ -120,7 +139,7 @@ impl BlockApp {
 
     /// Proof of stake: the header carries a certificate of a quorum of the
     /// parent's validator set for the parent.
-    fn check_stake(&self, block: &Block) -> Result<()> {
+    fn check_stake(&mut self, block: &Block) -> Result<()> {
         let tip = self.chain.tip();
         let stake = &block.header.proofs.stake;
         if tip.height == 0 {
@@ -135,13 +154,14 @@ impl BlockApp {
             return Err(Error::InvalidBlock("missing the parent's commit certificate".into()));
         }
         let cert = CommitCertificate::decode(stake)?;
-        let set = self.parent_set()?;
+        let chain = Arc::clone(&self.chain);
+        let set = &self.parent()?.signers;
         if set.0.is_empty() {
             // A parent committed with no validators (a chain that started
             // without any) has nothing to check against.
             return Ok(());
         }
-        cert.verify(self.chain.chain_id(), &set, tip.height, &tip.hash)?;
+        cert.verify(chain.chain_id(), set, tip.height, &tip.hash)?;
         Ok(())
     }
 
@@ -163,9 +183,15 @@ impl BlockApp {
                     .ok_or_else(|| Error::InvalidBlock("decided block did not execute".into()))?
             }
         };
+        let signers = self.chain.tip().validators.clone();
         let committed = self.chain.commit(executed, certificate)?;
         // Everything else was built on the old tip.
         self.executed.clear();
+        self.parent = Some(ParentProof {
+            height: committed.block.header.height,
+            certificate: committed.block.commit.clone(),
+            signers,
+        });
         Ok(committed)
     }
 

@@ -20,12 +20,15 @@ use crate::types::AccountId;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address(pub AccountId);
 
+/// The first six bytes in hex: enough to tell validators and blocks
+/// apart in logs.
+fn short_hex(bytes: &[u8; 32], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    bytes[..6].iter().try_for_each(|b| write!(f, "{b:02x}"))
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0[..6] {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        short_hex(&self.0, f)
     }
 }
 
@@ -70,10 +73,7 @@ pub struct BlockId(pub Hash);
 
 impl fmt::Display for BlockId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0[..6] {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        short_hex(&self.0, f)
     }
 }
 

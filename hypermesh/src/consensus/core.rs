@@ -30,7 +30,7 @@ use malachite_types::{
     LinearTimeouts, PolkaCertificate, Round, RoundCertificate, SignedMessage, SignedProposal, SignedVote,
     ThresholdParams, Timeout, Validity, ValueOrigin, VoteExtensionPolicy,
 };
-use stoq::crypto::{sha3_256, Signature};
+use stoq::crypto::Signature;
 
 use super::context::{Address, BlockId, ConsensusSignature, Height, HmContext, ValidatorSet};
 use super::evidence::Evidence;
@@ -40,6 +40,9 @@ use super::signing::{
 use crate::chain::CommitCertificate;
 use crate::error::{Error, Result};
 use crate::types::Block;
+
+/// The step byte of a proposal offence (votes use their vote type).
+const PROPOSAL_STEP: u8 = u8::MAX;
 
 /// Signs consensus messages with the validator's key.
 pub trait Signer: Send {
@@ -297,7 +300,8 @@ struct Host {
     /// First vote seen per (round, type, validator), for equivocation.
     votes_seen: HashMap<(Round, u8, Address), SignedVote<HmContext>>,
     proposals_seen: HashMap<(Round, Address), SignedProposal<HmContext>>,
-    evidence_sent: HashSet<(u64, Round, u8, Address)>,
+    /// Offences already reported at this height: (round, step, validator).
+    evidence_sent: HashSet<(Round, u8, Address)>,
     future: BTreeMap<u64, Vec<(Address, Message)>>,
     future_len: usize,
     decided: bool,
@@ -427,6 +431,7 @@ impl Core {
         h.verified.clear();
         h.votes_seen.clear();
         h.proposals_seen.clear();
+        h.evidence_sent.clear();
         h.decided = false;
         if wal.is_empty() {
             h.outputs.push(CoreOutput::WalReset(height));
@@ -631,10 +636,12 @@ impl Host {
     }
 
     fn digest(bytes: &[u8], sig: &Signature) -> [u8; 32] {
-        let mut buf = Vec::with_capacity(bytes.len() + sig.as_bytes().len());
-        buf.extend_from_slice(bytes);
-        buf.extend_from_slice(sig.as_bytes());
-        sha3_256(&buf)
+        use sha3::Digest;
+        sha3::Sha3_256::new()
+            .chain_update(bytes)
+            .chain_update(sig.as_bytes())
+            .finalize()
+            .into()
     }
 
     /// Verifies a signature by `address` (a member of this height's set),
@@ -665,17 +672,8 @@ impl Host {
                 self.votes_seen.insert(key, v.clone());
             }
             Some(first) if first.message != v.message => {
-                let tag = (
-                    self.height,
-                    v.message.round,
-                    v.message.vote_type as u8,
-                    v.message.validator,
-                );
-                if self.evidence_sent.insert(tag) {
-                    let e = Evidence::DoubleVote(first.clone(), v.clone());
-                    self.outputs.push(CoreOutput::Evidence(e.clone()));
-                    self.outputs.push(CoreOutput::Broadcast(Message::Evidence(e)));
-                }
+                let e = Evidence::DoubleVote(first.clone(), v.clone());
+                self.report(key, e);
             }
             Some(_) => {}
         }
@@ -693,16 +691,22 @@ impl Host {
                 self.proposals_seen.insert(key, p.clone());
             }
             Some(first) if first.message != p.message => {
-                let tag = (self.height, p.message.round, u8::MAX, p.message.proposer);
-                if self.evidence_sent.insert(tag) {
-                    let e = Evidence::DoubleProposal(first.clone(), p.clone());
-                    self.outputs.push(CoreOutput::Evidence(e.clone()));
-                    self.outputs.push(CoreOutput::Broadcast(Message::Evidence(e)));
-                }
+                let e = Evidence::DoubleProposal(first.clone(), p.clone());
+                self.report((p.message.round, PROPOSAL_STEP, p.message.proposer), e);
             }
             Some(_) => {}
         }
         true
+    }
+
+    /// Hands evidence to the application and gossips it, once per
+    /// offence (a validator that keeps equivocating in a round is
+    /// reported once).
+    fn report(&mut self, offence: (Round, u8, Address), evidence: Evidence) {
+        if self.evidence_sent.insert(offence) {
+            self.outputs.push(CoreOutput::Evidence(evidence.clone()));
+            self.outputs.push(CoreOutput::Broadcast(Message::Evidence(evidence)));
+        }
     }
 
     fn note_proposal(&mut self, p: &SignedProposal<HmContext>) {

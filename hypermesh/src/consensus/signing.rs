@@ -7,6 +7,8 @@
 //! the certificate stored with the block, and anyone who syncs the block
 //! checks them with [`CommitCertificate::verify`].
 
+use std::borrow::Cow;
+
 use malachite_types::{
     CertificateError, CommitCertificate as EngineCommitCertificate, NilOrVal, PolkaCertificate, Round,
     RoundCertificate, RoundCertificateType, ThresholdParam, ThresholdParams, VoteType, VotingPower,
@@ -99,32 +101,50 @@ pub fn to_block_certificate(
 
 type CertResult = std::result::Result<(), CertificateError<HmContext>>;
 
+/// Why [`tally`] refused a certificate: an entry whose signature does not
+/// verify (by index, so the caller can name it in its own error type), or
+/// any other fault.
+enum Refusal {
+    BadSignature(usize),
+    Other(CertificateError<HmContext>),
+}
+
+impl Refusal {
+    fn into_error(self, bad: impl FnOnce(usize) -> CertificateError<HmContext>) -> CertificateError<HmContext> {
+        match self {
+            Refusal::BadSignature(i) => bad(i),
+            Refusal::Other(e) => e,
+        }
+    }
+}
+
 /// Adds up the power of distinct, correctly signing members; the first
-/// bad entry fails the whole certificate.
+/// bad entry fails the whole certificate. Entries are (signer, signed
+/// bytes, signature); certificates whose entries all sign the same vote
+/// pass one borrowed encoding for all of them.
 fn tally<'a>(
     set: &ValidatorSet,
-    entries: impl Iterator<Item = (&'a Address, Vec<u8>, &'a ConsensusSignature)>,
-    on_bad: impl Fn(&'a Address) -> CertificateError<HmContext>,
-) -> std::result::Result<VotingPower, CertificateError<HmContext>> {
+    entries: impl Iterator<Item = (&'a Address, Cow<'a, [u8]>, &'a ConsensusSignature)>,
+) -> std::result::Result<VotingPower, Refusal> {
     let mut seen = std::collections::BTreeSet::new();
     let mut power: VotingPower = 0;
-    for (address, bytes, signature) in entries {
+    for (i, (address, bytes, signature)) in entries.enumerate() {
         let Some(index) = set.index_of(address) else {
-            return Err(CertificateError::UnknownValidator(*address));
+            return Err(Refusal::Other(CertificateError::UnknownValidator(*address)));
         };
         if !seen.insert(index) {
-            return Err(CertificateError::DuplicateVote(*address));
+            return Err(Refusal::Other(CertificateError::DuplicateVote(*address)));
         }
         let v = &set.validators()[index];
         if !verifies(&v.public_key, &bytes, &signature.0) {
-            return Err(on_bad(address));
+            return Err(Refusal::BadSignature(i));
         }
         power = power
             .checked_add(v.power)
-            .ok_or(CertificateError::VotingPowerOverflow {
+            .ok_or(Refusal::Other(CertificateError::VotingPowerOverflow {
                 signed: power,
                 added: v.power,
-            })?;
+            }))?;
     }
     Ok(power)
 }
@@ -151,24 +171,19 @@ pub fn verify_commit(
     set: &ValidatorSet,
     thresholds: ThresholdParams,
 ) -> CertResult {
-    let round = round_u32(cert.round);
-    let entries = cert.commit_signatures.iter().map(|s| {
-        let bytes = vote_signing_bytes(
-            ctx.chain_id(),
-            VoteKind::Precommit,
-            cert.height.0,
-            round,
-            Some(&cert.value_id.0),
-        );
-        (&s.address, bytes, &s.signature)
-    });
-    let power = tally(set, entries, |a| {
-        let s = cert.commit_signatures.iter().find(|s| &s.address == a);
-        match s {
-            Some(s) => CertificateError::InvalidCommitSignature(s.clone()),
-            None => CertificateError::UnknownValidator(*a),
-        }
-    })?;
+    let bytes = vote_signing_bytes(
+        ctx.chain_id(),
+        VoteKind::Precommit,
+        cert.height.0,
+        round_u32(cert.round),
+        Some(&cert.value_id.0),
+    );
+    let entries = cert
+        .commit_signatures
+        .iter()
+        .map(|s| (&s.address, Cow::Borrowed(bytes.as_slice()), &s.signature));
+    let power = tally(set, entries)
+        .map_err(|r| r.into_error(|i| CertificateError::InvalidCommitSignature(cert.commit_signatures[i].clone())))?;
     meets(power, set, thresholds.quorum)
 }
 
@@ -179,23 +194,19 @@ pub fn verify_polka(
     set: &ValidatorSet,
     thresholds: ThresholdParams,
 ) -> CertResult {
-    let round = round_u32(cert.round);
-    let entries = cert.polka_signatures.iter().map(|s| {
-        let bytes = vote_signing_bytes(
-            ctx.chain_id(),
-            VoteKind::Prevote,
-            cert.height.0,
-            round,
-            Some(&cert.value_id.0),
-        );
-        (&s.address, bytes, &s.signature)
-    });
-    let power = tally(set, entries, |a| {
-        match cert.polka_signatures.iter().find(|s| &s.address == a) {
-            Some(s) => CertificateError::InvalidPolkaSignature(s.clone()),
-            None => CertificateError::UnknownValidator(*a),
-        }
-    })?;
+    let bytes = vote_signing_bytes(
+        ctx.chain_id(),
+        VoteKind::Prevote,
+        cert.height.0,
+        round_u32(cert.round),
+        Some(&cert.value_id.0),
+    );
+    let entries = cert
+        .polka_signatures
+        .iter()
+        .map(|s| (&s.address, Cow::Borrowed(bytes.as_slice()), &s.signature));
+    let power = tally(set, entries)
+        .map_err(|r| r.into_error(|i| CertificateError::InvalidPolkaSignature(cert.polka_signatures[i].clone())))?;
     meets(power, set, thresholds.quorum)
 }
 
@@ -223,17 +234,90 @@ pub fn verify_round(
             NilOrVal::Nil => None,
         };
         let bytes = vote_signing_bytes(ctx.chain_id(), kind(s.vote_type), cert.height.0, round, value);
-        (&s.address, bytes, &s.signature)
+        (&s.address, Cow::Owned(bytes), &s.signature)
     });
-    let power = tally(set, entries, |a| {
-        match cert.round_signatures.iter().find(|s| &s.address == a) {
-            Some(s) => CertificateError::InvalidRoundSignature(s.clone()),
-            None => CertificateError::UnknownValidator(*a),
-        }
-    })?;
+    let power = tally(set, entries)
+        .map_err(|r| r.into_error(|i| CertificateError::InvalidRoundSignature(cert.round_signatures[i].clone())))?;
     let threshold = match cert.cert_type {
         RoundCertificateType::Skip => thresholds.honest,
         RoundCertificateType::Precommit => thresholds.quorum,
     };
     meets(power, set, threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use malachite_types::CommitSignature as EngineCommitSignature;
+    use stoq::crypto::{Algorithm, KeyPair};
+
+    use super::*;
+    use crate::consensus::context::Height;
+    use crate::modules::staking;
+
+    #[test]
+    fn commit_certificates_need_a_quorum_of_valid_distinct_signatures() {
+        let keys: Vec<KeyPair> = (0..4).map(|_| KeyPair::generate(Algorithm::FnDsa1024)).collect();
+        let set = ValidatorSet::from_staking(&staking::ValidatorSet(
+            keys.iter()
+                .map(|k| (k.public_key().node_id().0, k.public_key().clone(), 10))
+                .collect(),
+        ));
+        let ctx = HmContext::new("c");
+        let block = BlockId([7; 32]);
+        let bytes = vote_signing_bytes("c", VoteKind::Precommit, 5, 0, Some(&block.0));
+        let entry = |i: usize| {
+            EngineCommitSignature::new(
+                Address(keys[i].public_key().node_id().0),
+                ConsensusSignature(keys[i].sign(&bytes).expect("sign")),
+            )
+        };
+        let cert = |signers: Vec<EngineCommitSignature<HmContext>>| EngineCommitCertificate {
+            height: Height(5),
+            round: Round::new(0),
+            value_id: block,
+            commit_signatures: signers,
+        };
+        let t = ThresholdParams::default();
+
+        assert_eq!(
+            verify_commit(&ctx, &cert(vec![entry(0), entry(1), entry(3)]), &set, t),
+            Ok(())
+        );
+        assert!(matches!(
+            verify_commit(&ctx, &cert(vec![entry(0), entry(1)]), &set, t),
+            Err(CertificateError::NotEnoughVotingPower {
+                signed: 20,
+                total: 40,
+                ..
+            })
+        ));
+        assert!(matches!(
+            verify_commit(&ctx, &cert(vec![entry(0), entry(1), entry(1)]), &set, t),
+            Err(CertificateError::DuplicateVote(_))
+        ));
+        // Validator 2's address with validator 3's signature: the bad entry is named.
+        let mut forged = entry(3);
+        forged.address = Address(keys[2].public_key().node_id().0);
+        assert_eq!(
+            verify_commit(&ctx, &cert(vec![entry(0), forged.clone(), entry(1)]), &set, t),
+            Err(CertificateError::InvalidCommitSignature(forged))
+        );
+        let outsider = KeyPair::generate(Algorithm::FnDsa1024);
+        let stranger = EngineCommitSignature::new(
+            Address(outsider.public_key().node_id().0),
+            ConsensusSignature(outsider.sign(&bytes).expect("sign")),
+        );
+        assert!(matches!(
+            verify_commit(&ctx, &cert(vec![entry(0), entry(1), stranger]), &set, t),
+            Err(CertificateError::UnknownValidator(_))
+        ));
+        // Another chain's signatures do not count.
+        assert!(verify_commit(
+            &HmContext::new("other"),
+            &cert(vec![entry(0), entry(1), entry(3)]),
+            &set,
+            t
+        )
+        .is_err());
+    }
 }

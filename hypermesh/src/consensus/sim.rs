@@ -92,6 +92,7 @@ impl Default for NetConfig {
 
 struct Node {
     key: KeyPair,
+    address: Address,
     chain: Arc<Chain>,
     /// The write-ahead log survives crashes (it is on disk in a node).
     wal: Vec<WalEntry>,
@@ -175,6 +176,7 @@ impl Sim {
                 )
                 .expect("chain");
                 Node {
+                    address: Address(key.public_key().node_id().0),
                     key,
                     chain: Arc::new(chain),
                     wal: Vec::new(),
@@ -250,7 +252,7 @@ impl Sim {
     fn boot(&mut self, i: usize) {
         let seed = self.seed ^ ((i as u64) << 32) ^ self.nodes[i].epoch;
         let n = &mut self.nodes[i];
-        let me = Address(n.key.public_key().node_id().0);
+        let me = n.address;
         let app = BlockApp::new(Arc::clone(&n.chain), me.0, 1);
         let height = app.next_height();
         let validators = app.validators();
@@ -279,12 +281,8 @@ impl Sim {
         );
     }
 
-    fn address(&self, i: usize) -> Address {
-        Address(self.nodes[i].key.public_key().node_id().0)
-    }
-
     fn index_of(&self, a: &Address) -> Option<usize> {
-        (0..self.nodes.len()).find(|&i| &self.address(i) == a)
+        self.nodes.iter().position(|n| &n.address == a)
     }
 
     /// The height each live node is deciding (`None` if crashed).
@@ -335,7 +333,7 @@ impl Sim {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Deliver { to, from, msg } => {
-                let from = self.address(from);
+                let from = self.nodes[from].address;
                 self.feed(to, CoreInput::Message { from, msg });
             }
             Event::Timer {
