@@ -289,10 +289,7 @@ async fn end_to_end(a: &Args) -> anyhow::Result<EndToEnd> {
             .iter()
             .map(|k| (k.public_key().node_id().0, params.native_denom.clone(), 1u128 << 60))
             .collect(),
-        validators: vec![GenesisValidator {
-            key: node_key.public_key().clone(),
-            stake: 1,
-        }],
+        validators: vec![GenesisValidator::new(node_key.public_key().clone(), 1)],
     };
     let data = tempfile::tempdir()?;
     let chain = Chain::open(

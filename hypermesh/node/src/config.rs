@@ -43,6 +43,75 @@ pub(crate) struct NodeConfig {
     pub(crate) state_history: u64,
     /// How often to poll TrustChain for checkpoints and revocations (ms).
     pub(crate) trust_sync_interval_ms: u64,
+    /// BFT consensus with the other validators.
+    pub(crate) consensus: ConsensusSection,
+}
+
+/// `[consensus]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ConsensusSection {
+    /// Run BFT consensus (off: a single validator producing blocks alone,
+    /// which needs more than 2/3 of the voting power).
+    pub(crate) enabled: bool,
+    /// The other validators.
+    pub(crate) peers: Vec<PeerEntry>,
+    /// The storage plot (relative: to the config file); created at the
+    /// first start when missing.
+    pub(crate) plot: PathBuf,
+    /// The write-ahead log (relative: to the config file).
+    pub(crate) wal: PathBuf,
+    /// Propose timeout of round 0 (ms); later rounds add a quarter each.
+    pub(crate) propose_timeout_ms: u64,
+    /// Prevote and precommit timeouts of round 0 (ms).
+    pub(crate) vote_timeout_ms: u64,
+    /// Longest a proposer waits for transactions before an empty block (ms).
+    pub(crate) empty_block_wait_ms: u64,
+}
+
+/// `[[consensus.peers]]`: another validator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeerEntry {
+    /// Its STOQ address.
+    pub(crate) addr: SocketAddr,
+    /// The DNS name in its certificate.
+    pub(crate) name: String,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            enabled: true,
+            peers: Vec::new(),
+            plot: PathBuf::from("data/plot.bin"),
+            wal: PathBuf::from("data/consensus.wal"),
+            propose_timeout_ms: 1_000,
+            vote_timeout_ms: 500,
+            empty_block_wait_ms: 300,
+        }
+    }
+}
+
+impl ConsensusSection {
+    /// The validator service's settings.
+    pub(crate) fn validator(&self) -> hypermesh::service::ValidatorConfig {
+        let mut core = hypermesh::consensus::CoreConfig::default();
+        let t = &mut core.timeouts;
+        t.propose = Duration::from_millis(self.propose_timeout_ms);
+        t.propose_delta = Duration::from_millis(self.propose_timeout_ms / 4);
+        t.prevote = Duration::from_millis(self.vote_timeout_ms);
+        t.prevote_delta = Duration::from_millis(self.vote_timeout_ms / 2);
+        t.precommit = Duration::from_millis(self.vote_timeout_ms);
+        t.precommit_delta = Duration::from_millis(self.vote_timeout_ms / 2);
+        hypermesh::service::ValidatorConfig {
+            wal_path: self.wal.clone(),
+            peers: self.peers.iter().map(|p| (p.addr, p.name.clone())).collect(),
+            core,
+            empty_block_wait: Duration::from_millis(self.empty_block_wait_ms),
+            ..hypermesh::service::ValidatorConfig::default()
+        }
+    }
 }
 
 /// `[production]`.
@@ -91,6 +160,7 @@ impl Default for NodeConfig {
             mempool: MempoolSection::default(),
             state_history: hypermesh::chain::ChainConfig::default().state_history,
             trust_sync_interval_ms: 5_000,
+            consensus: ConsensusSection::default(),
         }
     }
 }
@@ -132,6 +202,8 @@ impl NodeConfig {
             &mut c.certificate,
             &mut c.bundle,
             &mut c.genesis,
+            &mut c.consensus.plot,
+            &mut c.consensus.wal,
         ] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -158,6 +230,12 @@ impl NodeConfig {
         }
         if self.state_history == 0 {
             bail!("state_history must be at least 1");
+        }
+        if let Some(p) = self.consensus.peers.iter().find(|p| !p.addr.is_ipv6()) {
+            bail!("consensus peer {} is not IPv6: the stack runs on IPv6 only", p.addr);
+        }
+        if self.consensus.propose_timeout_ms == 0 || self.consensus.vote_timeout_ms == 0 {
+            bail!("consensus timeouts must be positive");
         }
         Ok(())
     }

@@ -7,7 +7,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
-use hypermesh::runtime::{ChainParams, GasSchedule, Genesis, GenesisValidator};
+use std::net::Ipv6Addr;
+
+use hypermesh::proofs::space::SpaceParams;
+use hypermesh::runtime::{ChainParams, ConsensusParams, GasSchedule, Genesis, GenesisValidator};
 use serde::{Deserialize, Serialize};
 use stoq::crypto::PublicKey;
 
@@ -23,6 +26,9 @@ pub(crate) struct GenesisFile {
     pub(crate) block_gas_limit: u64,
     pub(crate) min_fee_per_gas: String,
     pub(crate) gas: GasFile,
+    /// Absent: no proofs of time or space.
+    #[serde(default)]
+    pub(crate) consensus: ConsensusFile,
     #[serde(default)]
     pub(crate) balances: Vec<BalanceFile>,
     #[serde(default)]
@@ -39,6 +45,52 @@ pub(crate) struct GasFile {
     pub(crate) write: u64,
     pub(crate) event: u64,
     pub(crate) per_byte: u64,
+}
+
+/// `[consensus]`: the proofs of time and space and the /48 cap.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsensusFile {
+    /// Squarings of each block's proof of time (0: none).
+    pub(crate) vdf_steps: u64,
+    /// Plots have 2^this leaves (0: no proofs of space).
+    pub(crate) plot_log2_leaves: u8,
+    /// Extra hash rounds per plot leaf.
+    pub(crate) plot_leaf_rounds: u32,
+    /// Plot leaves challenged per block.
+    pub(crate) plot_challenges: u8,
+    /// Most voting power per IPv6 /48, in basis points.
+    pub(crate) max_prefix_power_bps: u32,
+}
+
+impl Default for ConsensusFile {
+    fn default() -> Self {
+        ConsensusFile::from_params(&ConsensusParams::default())
+    }
+}
+
+impl ConsensusFile {
+    pub(crate) fn from_params(c: &ConsensusParams) -> Self {
+        ConsensusFile {
+            vdf_steps: c.vdf_steps,
+            plot_log2_leaves: c.space.map_or(0, |s| s.log2_leaves),
+            plot_leaf_rounds: c.space.map_or(0, |s| s.leaf_rounds),
+            plot_challenges: c.space.map_or(0, |s| s.challenges),
+            max_prefix_power_bps: c.max_prefix_power_bps,
+        }
+    }
+
+    pub(crate) fn to_params(&self) -> ConsensusParams {
+        ConsensusParams {
+            vdf_steps: self.vdf_steps,
+            space: (self.plot_log2_leaves > 0).then_some(SpaceParams {
+                log2_leaves: self.plot_log2_leaves,
+                leaf_rounds: self.plot_leaf_rounds,
+                challenges: self.plot_challenges,
+            }),
+            max_prefix_power_bps: self.max_prefix_power_bps,
+        }
+    }
 }
 
 /// `[[balances]]`.
@@ -58,6 +110,16 @@ pub(crate) struct ValidatorFile {
     pub(crate) account: String,
     pub(crate) key: String,
     pub(crate) stake: String,
+    /// Its plot's Merkle root, hex (chains with proofs of space).
+    #[serde(default)]
+    pub(crate) plot_root: String,
+    /// Its address (the /48 cap counts validators per prefix).
+    #[serde(default = "unspecified")]
+    pub(crate) ip: Ipv6Addr,
+}
+
+fn unspecified() -> Ipv6Addr {
+    Ipv6Addr::UNSPECIFIED
 }
 
 fn amount(what: &str, s: &str) -> anyhow::Result<u128> {
@@ -120,6 +182,7 @@ impl GenesisFile {
                 event: p.gas.event,
                 per_byte: p.gas.per_byte,
             },
+            consensus: ConsensusFile::from_params(&p.consensus),
             balances: g
                 .balances
                 .iter()
@@ -136,6 +199,12 @@ impl GenesisFile {
                     account: stoq::crypto::hex(&v.key.node_id().0),
                     key: key_to_text(&v.key),
                     stake: v.stake.to_string(),
+                    plot_root: if v.plot_root == [0; 32] {
+                        String::new()
+                    } else {
+                        stoq::crypto::hex(&v.plot_root)
+                    },
+                    ip: v.ip,
                 })
                 .collect(),
         }
@@ -157,6 +226,7 @@ impl GenesisFile {
                 event: g.event,
                 per_byte: g.per_byte,
             },
+            consensus: self.consensus.to_params(),
         };
         let mut balances = Vec::with_capacity(self.balances.len());
         for b in &self.balances {
@@ -176,9 +246,16 @@ impl GenesisFile {
                     stoq::crypto::hex(&key.node_id().0)
                 );
             }
+            let plot_root = if v.plot_root.is_empty() {
+                [0; 32]
+            } else {
+                parse_account(&v.plot_root).with_context(|| format!("plot root of validator {}", v.account))?
+            };
             validators.push(GenesisValidator {
                 key,
                 stake: amount("stake", &v.stake)?,
+                plot_root,
+                ip: v.ip,
             });
         }
         let genesis = Genesis {
@@ -216,12 +293,17 @@ mod tests {
     fn a_genesis_survives_its_file_and_a_mismatched_account_is_refused() {
         let k = KeyPair::generate(Algorithm::FnDsa1024);
         let g = Genesis {
-            params: ChainParams::default(),
+            params: ChainParams {
+                consensus: ConsensusParams::devnet(),
+                ..ChainParams::default()
+            },
             time_ms: 42,
             balances: vec![([7; 32], "caes".into(), u128::MAX)],
             validators: vec![GenesisValidator {
                 key: k.public_key().clone(),
                 stake: 10,
+                plot_root: [9; 32],
+                ip: "2001:db8::1".parse().expect("ip"),
             }],
         };
         let text = GenesisFile::from_genesis(&g).to_toml().expect("toml");

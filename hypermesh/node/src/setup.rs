@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use hypermesh::runtime::{ChainParams, Genesis, GenesisValidator};
+use hypermesh::proofs::space::SpaceParams;
+use hypermesh::runtime::{ChainParams, ConsensusParams, Genesis, GenesisValidator};
 use stoq::crypto::{read_key_file, write_key_file, Algorithm, KeyPair, PublicKey};
 use trustchain::client::{CaClient, Enrollment};
 use trustchain::request::Service;
@@ -25,9 +26,22 @@ pub(crate) struct GenesisArgs {
     /// The chain id.
     #[arg(long, default_value = "hypermesh-devnet")]
     chain_id: String,
-    /// A validator: `KEYFILE=STAKE` (a node key, or a public key PEM).
-    #[arg(long = "validator", value_name = "KEYFILE=STAKE")]
+    /// A validator: `KEYFILE=STAKE[@IPV6]` (a node key, or a public key
+    /// PEM; the address defaults to ::1). Its plot root is computed here.
+    #[arg(long = "validator", value_name = "KEYFILE=STAKE[@IPV6]")]
     validators: Vec<String>,
+    /// Squarings of each block's proof of time (0: none).
+    #[arg(long, default_value_t = ConsensusParams::devnet().vdf_steps)]
+    vdf_steps: u64,
+    /// Validators' plots have 2^N leaves of 32 bytes (0: no proofs of space).
+    #[arg(long, default_value_t = 20)]
+    plot_log2_leaves: u8,
+    /// Plot leaves challenged per block.
+    #[arg(long, default_value_t = 4)]
+    plot_challenges: u8,
+    /// Most voting power per IPv6 /48, in basis points of the total.
+    #[arg(long, default_value_t = ConsensusParams::devnet().max_prefix_power_bps)]
+    max_prefix_power_bps: u32,
     /// An initial balance: `ACCOUNT=AMOUNT` or `ACCOUNT=AMOUNTdenom`
     /// (ACCOUNT: 64 hex digits, or a key file).
     #[arg(long = "balance", value_name = "ACCOUNT=AMOUNT")]
@@ -86,20 +100,48 @@ pub(crate) fn genesis(a: GenesisArgs) -> anyhow::Result<()> {
             a.out.display()
         );
     }
+    let space = (a.plot_log2_leaves > 0).then_some(SpaceParams {
+        log2_leaves: a.plot_log2_leaves,
+        leaf_rounds: 0,
+        challenges: a.plot_challenges,
+    });
     let params = ChainParams {
         chain_id: a.chain_id,
         pow_bits: a.pow_bits,
         min_fee_per_gas: u128::from(a.min_fee_per_gas),
+        consensus: ConsensusParams {
+            vdf_steps: a.vdf_steps,
+            space,
+            max_prefix_power_bps: a.max_prefix_power_bps,
+        },
         ..ChainParams::default()
     };
+    params.validate()?;
     let mut validators = Vec::new();
     for v in &a.validators {
-        let (file, stake) = v
+        let (file, rest) = v
             .rsplit_once('=')
-            .ok_or_else(|| anyhow::anyhow!("{v:?}: write a validator as KEYFILE=STAKE"))?;
+            .ok_or_else(|| anyhow::anyhow!("{v:?}: write a validator as KEYFILE=STAKE[@IPV6]"))?;
+        let (stake, ip) = match rest.split_once('@') {
+            Some((stake, ip)) => (stake, ip.parse().with_context(|| format!("address {ip:?}"))?),
+            None => (rest, std::net::Ipv6Addr::LOCALHOST),
+        };
+        let key = public_key(Path::new(file))?;
+        let plot_root = match &space {
+            Some(params) => {
+                eprintln!(
+                    "computing the plot root of {file} ({} MiB plot)",
+                    params.plot_bytes() >> 20
+                );
+                hypermesh::proofs::space::plot_root(&key.node_id().0, params)?
+            }
+            None => [0; 32],
+        };
         validators.push(GenesisValidator {
-            key: public_key(Path::new(file))?,
+            key,
             stake: stake.parse().with_context(|| format!("stake {stake:?}"))?,
+            plot_root,
+            ip,
         });
     }
     if validators.is_empty() {
@@ -166,6 +208,24 @@ pub(crate) struct InitArgs {
     /// The genesis file to use (copied into the directory).
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Another validator, `[ADDR]:PORT=NAME` (repeatable; replaces the
+    /// config's list when given).
+    #[arg(long = "peer", value_name = "ADDR=NAME")]
+    peers: Vec<String>,
+}
+
+fn parse_peer(s: &str) -> anyhow::Result<crate::config::PeerEntry> {
+    let (addr, name) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("{s:?}: write a peer as [ADDR]:PORT=NAME"))?;
+    let addr: std::net::SocketAddr = addr.parse().with_context(|| format!("peer address {addr:?}"))?;
+    if !addr.is_ipv6() {
+        bail!("peer {addr} is not IPv6: the stack runs on IPv6 only");
+    }
+    Ok(crate::config::PeerEntry {
+        addr,
+        name: name.to_string(),
+    })
 }
 
 pub(crate) async fn init(a: InitArgs) -> anyhow::Result<()> {
@@ -228,12 +288,24 @@ pub(crate) async fn init(a: InitArgs) -> anyhow::Result<()> {
         std::fs::copy(g, a.dir.join("genesis.toml")).context("copying the genesis")?;
     }
     let config_path = a.dir.join("hypermesh.toml");
+    let peers = a
+        .peers
+        .iter()
+        .map(|p| parse_peer(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if config_path.exists() && !peers.is_empty() {
+        let text = std::fs::read_to_string(&config_path)?;
+        let mut c: NodeConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+        c.consensus.peers = peers.clone();
+        std::fs::write(&config_path, toml::to_string(&c)?).context("writing hypermesh.toml")?;
+    }
     if !config_path.exists() {
         let mut c = NodeConfig {
             names: vec![name.clone()],
             ..NodeConfig::default()
         };
         c.stoq.listen = a.listen;
+        c.consensus.peers = peers;
         c.http_listen = match a.http.as_str() {
             "none" => None,
             s => Some(s.parse().with_context(|| format!("--http {s:?}"))?),

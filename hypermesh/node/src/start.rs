@@ -14,7 +14,9 @@ use std::time::Duration;
 use anyhow::Context;
 use hypermesh::api::NodeApi;
 use hypermesh::chain::{Chain, ChainConfig};
+use hypermesh::consensus::BlockApp;
 use hypermesh::modules::staking::Staking;
+use hypermesh::proofs::space::Plot;
 use hypermesh::runtime::{Genesis, Runtime};
 use hypermesh::service::{NodeService, ServiceApi};
 use prometheus_client::registry::Registry;
@@ -47,6 +49,43 @@ pub(crate) fn runtime(genesis: &Genesis) -> anyhow::Result<Runtime> {
     )?)
 }
 
+/// The block application of this validator, with its storage plot
+/// (created at the first start: it takes a while).
+fn block_app(service: &Arc<NodeService>, config: &NodeConfig, genesis: &Genesis) -> anyhow::Result<BlockApp> {
+    let account = service.account();
+    let threads = match config.production.verify_threads {
+        0 => hypermesh::mempool::default_threads(),
+        n => n,
+    };
+    let mut app = BlockApp::new(service.chain().clone(), account, threads);
+    if let Some(params) = genesis.params.consensus.space {
+        let path = &config.consensus.plot;
+        if !path.exists() {
+            eprintln!(
+                "creating the storage plot {} ({} MiB); this happens once",
+                path.display(),
+                params.plot_bytes() >> 20
+            );
+        }
+        let plot = Plot::open_or_create(path, &account, params, &mut |_, _| {})
+            .with_context(|| format!("opening the storage plot {}", path.display()))?;
+        let reader = service.chain().state().reader(service.chain().tip().height)?;
+        let registered = hypermesh::modules::staking::validator_at(&reader, &account)?
+            .map(|v| v.plot_root)
+            .unwrap_or_default();
+        if registered != plot.root() {
+            anyhow::bail!(
+                "the plot {} has root {}, but this validator registered {}: is this the validator's plot?",
+                path.display(),
+                stoq::crypto::hex(&plot.root()),
+                stoq::crypto::hex(&registered)
+            );
+        }
+        app = app.with_plot(Arc::new(plot));
+    }
+    Ok(app)
+}
+
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
     let genesis = GenesisFile::load(&config.genesis)?;
@@ -62,8 +101,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("opening the chain in {}", db_path.display()))?;
-    let service = NodeService::new(chain, key.clone(), config.service())?;
+    let consensus = config.consensus.enabled;
+    let service = if consensus {
+        NodeService::for_validator(chain, key.clone(), config.service())?
+    } else {
+        NodeService::new(chain, key.clone(), config.service())?
+    };
     let tip = service.chain().tip();
+    let app = if consensus {
+        Some(block_app(&service, &config, &genesis)?)
+    } else {
+        None
+    };
 
     let bundle = Arc::new(
         TrustBundle::load(&config.bundle)
@@ -81,8 +130,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         vec![trust.check()],
     )?
     .accept_unenrolled_clients();
+    let mut stoq_config = config.stoq.clone();
+    if consensus {
+        // Whole blocks travel in one message.
+        let block = hypermesh::types::MAX_BLOCK_BYTES + (1 << 20);
+        stoq_config.limits.max_frame_len = stoq_config.limits.max_frame_len.max(block + 1024);
+        stoq_config.gossip.max_payload = stoq_config.gossip.max_payload.max(block);
+    }
     let endpoint =
-        Endpoint::bind(config.stoq.clone(), tls).with_context(|| format!("binding STOQ on {}", config.stoq.listen))?;
+        Endpoint::bind(stoq_config, tls).with_context(|| format!("binding STOQ on {}", config.stoq.listen))?;
     let shutdown = CancellationToken::new();
     let sync = TrustSync::spawn(
         endpoint.clone(),
@@ -92,7 +148,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     );
     let certs = CertManager::spawn(
         endpoint.clone(),
-        key,
+        key.clone(),
         trust,
         CertManagerConfig {
             cert_path: Some(config.certificate.clone()),
@@ -137,7 +193,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let producer = service.spawn_producer(shutdown.clone());
+    let producer = match app {
+        Some(app) => {
+            service.register_sync(&endpoint);
+            service.spawn_validator(
+                endpoint.clone(),
+                app,
+                key,
+                config.consensus.validator(),
+                shutdown.clone(),
+            )?
+        }
+        None => service.spawn_producer(shutdown.clone()),
+    };
 
     println!(
         "hypermesh node {} on chain {} at height {} listening on {} (STOQ){}",

@@ -334,29 +334,41 @@ impl Chain {
         candidates: impl IntoIterator<Item = CheckedTx>,
         limits: BlockLimits,
     ) -> Result<Proposal> {
+        self.propose_slashing(now_ms, proposer, candidates, limits, Vec::new())
+    }
+
+    /// [`Chain::propose`] for a block whose evidence convicts `slashed`
+    /// (validator, offence height) of equivocation.
+    pub fn propose_slashing(
+        &self,
+        now_ms: u64,
+        proposer: AccountId,
+        candidates: impl IntoIterator<Item = CheckedTx>,
+        limits: BlockLimits,
+        slashed: Vec<(AccountId, u64)>,
+    ) -> Result<Proposal> {
         let tip = self.tip();
         let reader = self.state.reader(tip.height)?;
-        self.build_on(&tip, None, &reader, now_ms, proposer, candidates, limits)
+        let info = BlockInfo {
+            height: tip.height + 1,
+            time_ms: now_ms.max(tip.time_ms + 1),
+            proposer,
+            slashed,
+        };
+        self.build_on(&tip, None, &reader, info, candidates, limits)
     }
 
     /// Builds the block after `tip`, reading the state after it from
     /// `reader` and staging the tree on `parent` when that is not written.
-    #[allow(clippy::too_many_arguments)]
     fn build_on(
         &self,
         tip: &Tip,
         parent: Option<&StagedState>,
         reader: &dyn crate::runtime::StateRead,
-        now_ms: u64,
-        proposer: AccountId,
+        info: BlockInfo,
         candidates: impl IntoIterator<Item = CheckedTx>,
         limits: BlockLimits,
     ) -> Result<Proposal> {
-        let info = BlockInfo {
-            height: tip.height + 1,
-            time_ms: now_ms.max(tip.time_ms + 1),
-            proposer,
-        };
         let built = self.runtime.build_block(reader, info.clone(), candidates, limits)?;
         let executed = self.finish(tip, parent, info, built.txs, built.outcome)?;
         Ok(Proposal {
@@ -409,6 +421,18 @@ impl Chain {
     /// through the stateless checks (the caller runs those in parallel).
     /// Nothing is written.
     pub fn validate(&self, block: &Block, txs: Vec<CheckedTx>, now_ms: u64) -> Result<Executed> {
+        self.validate_slashing(block, txs, now_ms, Vec::new())
+    }
+
+    /// [`Chain::validate`] for a block whose evidence (checked by the
+    /// caller) convicts `slashed` (validator, offence height).
+    pub fn validate_slashing(
+        &self,
+        block: &Block,
+        txs: Vec<CheckedTx>,
+        now_ms: u64,
+        slashed: Vec<(AccountId, u64)>,
+    ) -> Result<Executed> {
         let tip = self.tip();
         let h = &block.header;
         let bad = |m: String| Err(Error::InvalidBlock(m));
@@ -440,6 +464,7 @@ impl Chain {
             height: h.height,
             time_ms: h.timestamp_ms,
             proposer: h.proposer,
+            slashed,
         };
         let outcome = self.runtime.execute_block(&reader, info.clone(), &txs)?;
         let mut executed = self.finish(&tip, None, info, txs, outcome)?;

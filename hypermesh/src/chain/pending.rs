@@ -101,7 +101,13 @@ impl Chain {
             return self.propose(now_ms, proposer, candidates, limits);
         };
         let reader = self.state.reader_after(&p.staged)?;
-        self.build_on(&p.tip, Some(&p.staged), &reader, now_ms, proposer, candidates, limits)
+        let info = crate::runtime::BlockInfo {
+            height: p.tip.height + 1,
+            time_ms: now_ms.max(p.tip.time_ms + 1),
+            proposer,
+            slashed: Vec::new(),
+        };
+        self.build_on(&p.tip, Some(&p.staged), &reader, info, candidates, limits)
     }
 }
 

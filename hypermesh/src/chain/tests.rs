@@ -30,10 +30,7 @@ pub(super) fn net() -> Net {
             .iter()
             .map(|u| (account(u), DENOM.to_string(), 1_000_000))
             .collect(),
-        validators: vec![GenesisValidator {
-            key: validator.public_key().clone(),
-            stake: 500,
-        }],
+        validators: vec![GenesisValidator::new(validator.public_key().clone(), 500)],
     };
     Net {
         validator,

@@ -9,6 +9,8 @@
 //! - [`app`]: building, checking (the veto) and committing blocks.
 
 pub mod app;
+#[cfg(test)]
+mod app_tests;
 pub mod context;
 pub mod core;
 pub mod evidence;
@@ -17,6 +19,8 @@ pub mod signing;
 mod sim;
 #[cfg(test)]
 mod sim_tests;
+pub mod wal_file;
+pub mod wire;
 
 pub use self::app::BlockApp;
 pub use self::context::{Address, BlockId, Height, HmContext, ValidatorSet};

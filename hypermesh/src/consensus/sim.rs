@@ -25,7 +25,8 @@ use super::core::{Core, CoreConfig, CoreInput, CoreOutput, Message, SeededSigner
 use super::signing::vote_bytes;
 use crate::chain::{BlockLog, Chain, ChainConfig, CommitCertificate};
 use crate::modules::staking::Staking;
-use crate::runtime::{BlockLimits, ChainParams, Genesis, GenesisValidator, Runtime};
+use crate::proofs::space::{self, Plot, SpaceParams};
+use crate::runtime::{BlockLimits, ChainParams, ConsensusParams, Genesis, GenesisValidator, Runtime};
 use crate::types::Block;
 
 /// How long a node that saw a later height waits for its own decision
@@ -92,6 +93,7 @@ impl Default for NetConfig {
 
 struct Node {
     key: KeyPair,
+    plot: Arc<Plot>,
     address: Address,
     chain: Arc<Chain>,
     /// The write-ahead log survives crashes (it is on disk in a node).
@@ -132,11 +134,42 @@ pub(super) struct Sim {
     pub(super) first_equivocation: Option<Millis>,
 }
 
+/// Proof-of-work bits of the simulated chain's transactions.
+pub(super) const SIM_POW_BITS: u32 = 4;
+
+/// Small plots: the simulation checks the proofs, not their cost.
+const SIM_SPACE: SpaceParams = SpaceParams {
+    log2_leaves: 6,
+    leaf_rounds: 0,
+    challenges: 2,
+};
+
 fn chain_params() -> ChainParams {
     ChainParams {
         chain_id: "sim".into(),
-        pow_bits: 0,
+        pow_bits: SIM_POW_BITS,
+        consensus: ConsensusParams {
+            vdf_steps: 300,
+            space: Some(SIM_SPACE),
+            max_prefix_power_bps: 10_000,
+        },
         ..ChainParams::default()
+    }
+}
+
+/// A fresh path for a node's plot (simulations run in parallel, some
+/// with the same seed).
+fn plot_path() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("hm-sim-{}-{n}.plot", std::process::id()))
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        for n in &self.nodes {
+            let _ = std::fs::remove_file(n.plot.path());
+        }
     }
 }
 
@@ -154,15 +187,22 @@ impl Sim {
             balances: Vec::new(),
             validators: keys
                 .iter()
-                .map(|k| GenesisValidator {
+                .enumerate()
+                .map(|(i, k)| GenesisValidator {
                     key: k.public_key().clone(),
                     stake: 100,
+                    plot_root: space::plot_root(&k.public_key().node_id().0, &SIM_SPACE).expect("plot root"),
+                    // Each in its own /48.
+                    ip: std::net::Ipv6Addr::new(0x2001, 0xdb8, i as u16, 0, 0, 0, 0, 1),
                 })
                 .collect(),
         };
         let nodes = keys
             .into_iter()
             .map(|key| {
+                let plot = Plot::create(&plot_path(), &key.public_key().node_id().0, SIM_SPACE, &mut |_, _| {})
+                    .map(Arc::new)
+                    .expect("plot");
                 let db = Database::builder()
                     .create_with_backend(InMemoryBackend::new())
                     .expect("in-memory database");
@@ -177,6 +217,7 @@ impl Sim {
                 .expect("chain");
                 Node {
                     address: Address(key.public_key().node_id().0),
+                    plot,
                     key,
                     chain: Arc::new(chain),
                     wal: Vec::new(),
@@ -253,7 +294,7 @@ impl Sim {
         let seed = self.seed ^ ((i as u64) << 32) ^ self.nodes[i].epoch;
         let n = &mut self.nodes[i];
         let me = n.address;
-        let app = BlockApp::new(Arc::clone(&n.chain), me.0, 1);
+        let app = BlockApp::new(Arc::clone(&n.chain), me.0, 1).with_plot(n.plot.clone());
         let height = app.next_height();
         let validators = app.validators();
         let signer = Box::new(SeededSigner::new(n.key.clone(), seed));
@@ -333,6 +374,9 @@ impl Sim {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Deliver { to, from, msg } => {
+                if let (Message::Evidence(e), Some(app)) = (&msg, self.nodes[to].app.as_mut()) {
+                    app.add_evidence(e.clone());
+                }
                 let from = self.nodes[from].address;
                 self.feed(to, CoreInput::Message { from, msg });
             }
@@ -499,6 +543,9 @@ impl Sim {
                 self.trace
                     .push(format!("{} n{i} evidence against {}", self.now, e.offender()));
                 self.evidence.push((self.now, i, e.offender()));
+                if let Some(app) = self.nodes[i].app.as_mut() {
+                    app.add_evidence(e);
+                }
             }
             CoreOutput::Send { to, msg } => {
                 if let Some(j) = self.index_of(&to) {
@@ -636,6 +683,21 @@ impl Sim {
                 self.send(i, to, Message::Vote(conflicting.clone()));
             }
         }
+    }
+
+    /// Node `i`'s block application (it must be live).
+    pub(super) fn app(&mut self, i: usize) -> &mut BlockApp {
+        self.nodes[i].app.as_mut().expect("a live node has its app")
+    }
+
+    /// Node `i`'s key.
+    pub(super) fn key(&self, i: usize) -> &KeyPair {
+        &self.nodes[i].key
+    }
+
+    /// The virtual wall clock, ms since the Unix epoch.
+    pub(super) fn now_ms(&self) -> u64 {
+        self.genesis_time + self.now
     }
 
     /// The highest height committed by any node.

@@ -165,3 +165,31 @@ fn many_seeds_keep_safety_and_liveness() {
         );
     }
 }
+
+#[test]
+fn an_equivocator_is_slashed_on_chain_and_leaves_the_set() {
+    let mut sim = Sim::new(5, 4, NetConfig::default());
+    sim.set_byzantine(2);
+    let byzantine = sim.key(2).public_key().node_id().0;
+    assert!(sim
+        .app(0)
+        .validators()
+        .index_of(&super::context::Address(byzantine))
+        .is_some());
+    sim.run_until(10_000);
+    let (_, _, accused) = sim.evidence.first().copied().expect("evidence detected");
+    assert_eq!(accused.0, byzantine, "the byzantine node is the one accused");
+    for i in 0..4 {
+        let set = sim.app(i).validators();
+        assert!(
+            set.index_of(&accused).is_none(),
+            "node {i}: the equivocator is still in the set at height {}",
+            sim.tip(i)
+        );
+        assert_eq!(set.validators().len(), 3, "node {i}: the honest three remain");
+    }
+    // The chain goes on without it.
+    let h = sim.max_committed();
+    sim.run_for(3_000);
+    assert!(sim.max_committed() > h, "no progress after the equivocator left");
+}

@@ -6,9 +6,17 @@
 //! Bonds are self-bonds: the operator's own funds, locked in the bank.
 //! Delegation is not in this version.
 //!
+//! Each validator registers the Merkle root of its storage plot (what its
+//! proofs of space answer to) and its IPv6 address: the voting power of
+//! the validators of one /48 is capped (`max_prefix_power_bps` of the
+//! genesis), so one network cannot hold the set by splitting its stake.
+//!
 //! Keys: `staking/v/<operator>` validator record, `staking/ops` the sorted
 //! operator list, `staking/u/<height>` what unbonds at that height,
-//! `staking/set` the active set.
+//! `staking/set` the active set, `staking/cap` the /48 cap,
+//! `staking/e/<operator><height>` an equivocation already punished.
+
+use std::net::Ipv6Addr;
 
 use stoq::crypto::{sha3_256, PublicKey};
 
@@ -32,6 +40,8 @@ pub struct StakingParams {
     pub max_validators: usize,
     /// Least stake of an active validator.
     pub min_stake: u128,
+    /// Millionths of its stake an equivocating validator loses.
+    pub slash_ppm: u32,
 }
 
 impl Default for StakingParams {
@@ -40,6 +50,7 @@ impl Default for StakingParams {
             unbonding_blocks: 100,
             max_validators: 100,
             min_stake: 1,
+            slash_ppm: 50_000,
         }
     }
 }
@@ -53,12 +64,20 @@ pub struct Validator {
     pub stake: u128,
     /// Jailed validators are not in the active set.
     pub jailed: bool,
+    /// The Merkle root of its storage plot (zero until registered).
+    pub plot_root: [u8; 32],
+    /// Its address (unspecified until registered).
+    pub ip: Ipv6Addr,
 }
 
 impl Validator {
     fn encode(&self) -> Vec<u8> {
         encode(|w| {
-            w.key(&self.key).u128(self.stake).u8(u8::from(self.jailed));
+            w.key(&self.key)
+                .u128(self.stake)
+                .u8(u8::from(self.jailed))
+                .hash(&self.plot_root)
+                .fixed(&self.ip.octets());
         })
     }
 
@@ -68,6 +87,8 @@ impl Validator {
             key: r.key()?,
             stake: r.u128()?,
             jailed: r.u8()? != 0,
+            plot_root: r.hash()?,
+            ip: Ipv6Addr::from(r.array::<16>()?),
         };
         r.finish()?;
         Ok(v)
@@ -122,6 +143,57 @@ fn unbond_key(height: u64) -> Vec<u8> {
 
 const OPS_KEY: &[u8] = b"staking/ops";
 const SET_KEY: &[u8] = b"staking/set";
+const CAP_KEY: &[u8] = b"staking/cap";
+
+fn offence_key(op: &AccountId, height: u64) -> Vec<u8> {
+    [b"staking/e/".as_slice(), op, &height.to_be_bytes()].concat()
+}
+
+/// The /48 an address is in.
+fn prefix48(ip: &Ipv6Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [o[0], o[1], o[2], o[3], o[4], o[5]]
+}
+
+/// Caps the power of each /48 at `bps` basis points of the set's total:
+/// the validators of a prefix over the cap have their power scaled down
+/// together (proportionally, rounding down), and a validator left with
+/// none leaves the set. With a single /48 every power scales alike, so
+/// the relative weights (all consensus uses) do not change.
+pub fn cap_prefix_power(
+    set: Vec<(AccountId, PublicKey, u128, Ipv6Addr)>,
+    bps: u32,
+) -> Vec<(AccountId, PublicKey, u128)> {
+    let total: u128 = set.iter().map(|v| v.2).sum();
+    let cap = total / 10_000 * u128::from(bps) + total % 10_000 * u128::from(bps) / 10_000;
+    let mut per_prefix: std::collections::BTreeMap<[u8; 6], u128> = std::collections::BTreeMap::new();
+    for v in &set {
+        *per_prefix.entry(prefix48(&v.3)).or_default() += v.2;
+    }
+    set.into_iter()
+        .filter_map(|(op, key, power, ip)| {
+            let group = per_prefix.get(&prefix48(&ip)).copied().unwrap_or(power);
+            let power = if bps >= 10_000 || group <= cap {
+                power
+            } else {
+                mul_div(power, cap, group)
+            };
+            (power > 0).then_some((op, key, power))
+        })
+        .collect()
+}
+
+/// `a * b / c` rounded down, exactly (through 256 bits).
+fn mul_div(a: u128, b: u128, c: u128) -> u128 {
+    use crypto_bigint::{NonZero, U256};
+    let Some(c) = Option::<NonZero<U256>>::from(NonZero::new(U256::from_u128(c))) else {
+        return 0;
+    };
+    let q = U256::from_u128(a).wrapping_mul(&U256::from_u128(b)).wrapping_div(&c);
+    let words = q.to_words();
+    // a <= c here, so the quotient is at most b and fits.
+    (u128::from(words[1]) << 64) | u128::from(words[0])
+}
 
 fn ids(b: Option<Vec<u8>>) -> Result<Vec<AccountId>> {
     let Some(b) = b else { return Ok(Vec::new()) };
@@ -167,6 +239,25 @@ pub struct Staking {
 }
 
 impl Staking {
+    fn register(&self, ctx: &mut Ctx<'_>, op: &AccountId, plot_root: [u8; 32], ip: Ipv6Addr) -> Result<()> {
+        let mut v = validator(ctx, op)?.ok_or_else(|| refuse(NAME, "bond before registering"))?;
+        if plot_root == [0; 32] {
+            return Err(refuse(NAME, "the plot root is zero"));
+        }
+        if ip.is_unspecified() || ip.is_multicast() {
+            return Err(refuse(NAME, format!("{ip} is not a validator's address")));
+        }
+        v.plot_root = plot_root;
+        v.ip = ip;
+        ctx.set(validator_key(op), v.encode())?;
+        ctx.emit(
+            Event::new(NAME, "register")
+                .with("validator", op.to_vec())
+                .with("plot_root", plot_root.to_vec())
+                .with("ip", ip.octets().to_vec()),
+        )
+    }
+
     fn bond(&self, ctx: &mut Ctx<'_>, key: &PublicKey, amount: u128) -> Result<()> {
         let op = key.node_id().0;
         let denom = ctx.native_denom.clone();
@@ -186,6 +277,8 @@ impl Staking {
                     key: key.clone(),
                     stake: 0,
                     jailed: false,
+                    plot_root: [0; 32],
+                    ip: Ipv6Addr::UNSPECIFIED,
                 }
             }
         };
@@ -248,7 +341,7 @@ impl Staking {
         for op in ids(ctx.get(OPS_KEY)?)? {
             if let Some(v) = validator(ctx, &op)? {
                 if !v.jailed && v.stake >= self.params.min_stake {
-                    all.push((op, v.key, v.stake));
+                    all.push((op, v.key, v.stake, v.ip));
                 }
             }
         }
@@ -256,7 +349,25 @@ impl Staking {
         all.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
         all.truncate(self.params.max_validators);
         all.sort_by_key(|v| v.0);
-        Ok(ValidatorSet(all))
+        let bps = match ctx.get(CAP_KEY)? {
+            Some(b) => decode_args(NAME, "cap", &b, |r| Ok(r.u32()?))?,
+            None => 10_000,
+        };
+        Ok(ValidatorSet(cap_prefix_power(all, bps)))
+    }
+
+    /// Slashes and jails the validators this block's evidence convicts,
+    /// once per offence height.
+    fn punish(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        for (op, height) in ctx.block.slashed.clone() {
+            let key = offence_key(&op, height);
+            if ctx.get(&key)?.is_some() || validator(ctx, &op)?.is_none() {
+                continue;
+            }
+            Self::slash(ctx, &op, self.params.slash_ppm, "equivocation")?;
+            ctx.set(key, Vec::new())?;
+        }
+        Ok(())
     }
 }
 
@@ -268,15 +379,36 @@ impl Module for Staking {
     fn genesis(&self, ctx: &mut Ctx<'_>, genesis: &Genesis) -> Result<()> {
         let denom = ctx.native_denom.clone();
         for gv in &genesis.validators {
-            bank::mint(ctx, &gv.key.node_id().0, &denom, gv.stake)?;
+            let op = gv.key.node_id().0;
+            bank::mint(ctx, &op, &denom, gv.stake)?;
             self.bond(ctx, &gv.key, gv.stake)?;
+            if gv.plot_root != [0; 32] {
+                let mut v = validator(ctx, &op)?.ok_or_else(|| refuse(NAME, "bonded validator missing"))?;
+                v.plot_root = gv.plot_root;
+                v.ip = gv.ip;
+                ctx.set(validator_key(&op), v.encode())?;
+            }
         }
+        let cap = genesis.params.consensus.max_prefix_power_bps;
+        ctx.set(
+            CAP_KEY.to_vec(),
+            encode(|w| {
+                w.u32(cap);
+            }),
+        )?;
         let set = self.active_set(ctx)?;
         ctx.set(SET_KEY.to_vec(), set.encode())
     }
 
     fn execute(&self, ctx: &mut Ctx<'_>, method: &str, args: &[u8]) -> Result<Vec<u8>> {
         let key = ctx.sender_key.clone().ok_or_else(|| refuse(NAME, "no sender"))?;
+        if method == "register" {
+            let (root, ip) = decode_args(NAME, method, args, |r| {
+                Ok((r.hash()?, Ipv6Addr::from(r.array::<16>()?)))
+            })?;
+            self.register(ctx, &key.node_id().0, root, ip)?;
+            return Ok(Vec::new());
+        }
         let amount = decode_args(NAME, method, args, |r| r.u128())?;
         if amount == 0 {
             return Err(refuse(NAME, "amount must be positive"));
@@ -287,6 +419,10 @@ impl Module for Staking {
             other => return Err(refuse(NAME, format!("no method {other:?}"))),
         }
         Ok(Vec::new())
+    }
+
+    fn begin_block(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        self.punish(ctx)
     }
 
     fn end_block(&self, ctx: &mut Ctx<'_>) -> Result<()> {
@@ -334,6 +470,26 @@ pub fn amount_args(amount: u128) -> Vec<u8> {
     encode(|w| {
         w.u128(amount);
     })
+}
+
+/// Arguments of `staking.register`: the plot root and the address.
+pub fn register_args(plot_root: &[u8; 32], ip: Ipv6Addr) -> Vec<u8> {
+    encode(|w| {
+        w.hash(plot_root).fixed(&ip.octets());
+    })
+}
+
+/// Whether `op` was already punished for an equivocation at `height`.
+pub fn punished(state: &dyn StateRead, op: &AccountId, height: u64) -> Result<bool> {
+    Ok(state.get(&offence_key(op, height))?.is_some())
+}
+
+/// The validator record of `op` in a committed state.
+pub fn validator_at(state: &dyn StateRead, op: &AccountId) -> Result<Option<Validator>> {
+    state
+        .get(&validator_key(op))?
+        .map(|b| Validator::decode(&b))
+        .transpose()
 }
 
 /// Decodes the `validator` query's answer.

@@ -73,6 +73,7 @@ fn genesis_validators_form_the_set_and_bonds_change_it_at_the_block_end() {
         unbonding_blocks: 3,
         max_validators: 2,
         min_stake: 1,
+        slash_ppm: 50_000,
     };
     let mut chain = Chain::staking(&[(&a, 100), (&b, 50)], &[(&c, 1_000), (&a, 100)], params);
     let set = chain.set();
@@ -116,6 +117,7 @@ fn slashing_burns_stake_and_jails_until_the_set_drops_the_validator() {
         height: 1,
         time_ms: 1,
         proposer: [0; 32],
+        slashed: Vec::new(),
     };
     let mut ctx = Ctx::new(&chain.state, info, "caes".into());
     let burned = Staking::slash(&mut ctx, &id(&a), 50_000, "equivocation").expect("slash");

@@ -419,6 +419,11 @@ impl Plot {
         self.root
     }
 
+    /// Where the plot is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Answers the challenge for the block after `parent_hash`, reading only `log2 + 1` nodes per
     /// challenge. The proof is checked before returning so on-disk corruption surfaces here as
     /// `WrongPlot` instead of as a block every peer rejects.

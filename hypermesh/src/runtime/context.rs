@@ -85,6 +85,10 @@ pub struct BlockInfo {
     pub time_ms: u64,
     /// The proposer's account.
     pub proposer: AccountId,
+    /// Validators this block convicts of equivocation, with the height of
+    /// each offence (from the evidence in its header, checked by the
+    /// consensus layer before execution; `staking` slashes them).
+    pub slashed: Vec<(AccountId, u64)>,
 }
 
 /// The execution context of a hook or a call.

@@ -168,6 +168,7 @@ impl Runtime {
                 height: 0,
                 time_ms: genesis.time_ms,
                 proposer: [0; 32],
+                slashed: Vec::new(),
             },
         );
         for m in &self.modules {
@@ -211,6 +212,7 @@ impl Runtime {
                 height,
                 time_ms: 0,
                 proposer: [0; 32],
+                slashed: Vec::new(),
             },
         );
         self.check_payable(&mut ctx, tx.tx(), tx.bytes().len())
@@ -445,6 +447,7 @@ impl Runtime {
                 height: 0,
                 time_ms: 0,
                 proposer: [0; 32],
+                slashed: Vec::new(),
             },
         );
         next_nonce(&mut ctx, account)

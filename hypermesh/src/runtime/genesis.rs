@@ -2,11 +2,14 @@
 //! validators, with a canonical encoding whose hash names the chain (the
 //! first block's parent hash is the genesis hash).
 
+use std::net::Ipv6Addr;
+
 use stoq::crypto::{Algorithm, PublicKey};
 
 use super::gas::GasSchedule;
 use crate::codec::{Hash, ReadExt, Reader, WriteExt, Writer};
 use crate::error::{Error, Result};
+use crate::proofs::space::SpaceParams;
 use crate::types::{AccountId, MAX_CHAIN_ID};
 
 const GENESIS_DOMAIN: &[u8] = b"hypermesh/genesis/v1";
@@ -30,6 +33,53 @@ pub struct ChainParams {
     pub min_fee_per_gas: u128,
     /// Gas costs.
     pub gas: GasSchedule,
+    /// What the consensus proofs must show.
+    pub consensus: ConsensusParams,
+}
+
+/// The parameters of the proofs of time and space and of the voting
+/// power cap, fixed at genesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsensusParams {
+    /// Sequential squarings of each block's proof of time (0: blocks
+    /// carry no proof of time, for single-validator and test chains).
+    pub vdf_steps: u64,
+    /// The validators' storage plots; `None`: blocks carry no proof of
+    /// space.
+    pub space: Option<SpaceParams>,
+    /// Most voting power the validators of one IPv6 /48 may hold, in
+    /// basis points of the set's total (10,000: no cap).
+    pub max_prefix_power_bps: u32,
+}
+
+impl Default for ConsensusParams {
+    /// No proofs of time or space and no cap (single-validator and test
+    /// chains); see [`ConsensusParams::devnet`].
+    fn default() -> Self {
+        ConsensusParams {
+            vdf_steps: 0,
+            space: None,
+            max_prefix_power_bps: 10_000,
+        }
+    }
+}
+
+impl ConsensusParams {
+    /// The devnet's: a proof of time of about 40 ms on this project's
+    /// machines (0.5 M squarings per second), 64 MiB plots built in
+    /// about a second, four challenges (2.7 KB per block), and a third
+    /// of the power per /48.
+    pub fn devnet() -> Self {
+        ConsensusParams {
+            vdf_steps: 20_000,
+            space: Some(SpaceParams {
+                log2_leaves: 20,
+                leaf_rounds: 0,
+                challenges: 4,
+            }),
+            max_prefix_power_bps: 3_333,
+        }
+    }
 }
 
 impl Default for ChainParams {
@@ -41,6 +91,7 @@ impl Default for ChainParams {
             block_gas_limit: 400_000_000,
             min_fee_per_gas: 0,
             gas: GasSchedule::default(),
+            consensus: ConsensusParams::default(),
         }
     }
 }
@@ -52,6 +103,24 @@ pub struct GenesisValidator {
     pub key: PublicKey,
     /// Self-bonded stake in the native denomination (minted and locked).
     pub stake: u128,
+    /// The Merkle root of its storage plot (zero on chains without
+    /// proofs of space).
+    pub plot_root: Hash,
+    /// Its address: the voting power cap counts validators per /48.
+    pub ip: Ipv6Addr,
+}
+
+impl GenesisValidator {
+    /// A validator with `stake` and no plot or address (chains without
+    /// proofs of space).
+    pub fn new(key: PublicKey, stake: u128) -> Self {
+        GenesisValidator {
+            key,
+            stake,
+            plot_root: [0; 32],
+            ip: Ipv6Addr::UNSPECIFIED,
+        }
+    }
 }
 
 /// What a chain starts from.
@@ -81,6 +150,16 @@ impl ChainParams {
             .u64(g.write)
             .u64(g.event)
             .u64(g.per_byte);
+        let c = &self.consensus;
+        w.u64(c.vdf_steps).u32(c.max_prefix_power_bps);
+        match &c.space {
+            None => {
+                w.u8(0);
+            }
+            Some(s) => {
+                w.u8(1).u8(s.log2_leaves).u32(s.leaf_rounds).u8(s.challenges);
+            }
+        }
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
@@ -97,6 +176,24 @@ impl ChainParams {
                 write: r.u64()?,
                 event: r.u64()?,
                 per_byte: r.u64()?,
+            },
+            consensus: ConsensusParams {
+                vdf_steps: r.u64()?,
+                max_prefix_power_bps: r.u32()?,
+                space: match r.u8()? {
+                    0 => None,
+                    1 => Some(SpaceParams {
+                        log2_leaves: r.u8()?,
+                        leaf_rounds: r.u32()?,
+                        challenges: r.u8()?,
+                    }),
+                    t => {
+                        return Err(Error::Decode {
+                            what: "genesis",
+                            reason: format!("space parameters tag {t}"),
+                        })
+                    }
+                },
             },
         })
     }
@@ -115,6 +212,23 @@ impl ChainParams {
         }
         if self.block_gas_limit < self.gas.base {
             return bad("block gas limit is below one transaction's base gas".into());
+        }
+        let c = &self.consensus;
+        if c.vdf_steps > crate::proofs::vdf::MAX_VDF_STEPS {
+            return bad(format!(
+                "vdf_steps {} is over {}",
+                c.vdf_steps,
+                crate::proofs::vdf::MAX_VDF_STEPS
+            ));
+        }
+        if let Some(space) = &c.space {
+            space.validate().map_err(|e| Error::Genesis(e.to_string()))?;
+        }
+        if c.max_prefix_power_bps == 0 || c.max_prefix_power_bps > 10_000 {
+            return bad(format!(
+                "max_prefix_power_bps {} must be 1..=10000",
+                c.max_prefix_power_bps
+            ));
         }
         Ok(())
     }
@@ -138,7 +252,7 @@ impl Genesis {
         }
         w.u32(self.validators.len() as u32);
         for v in &self.validators {
-            w.key(&v.key).u128(v.stake);
+            w.key(&v.key).u128(v.stake).hash(&v.plot_root).fixed(&v.ip.octets());
         }
     }
 
@@ -165,6 +279,8 @@ impl Genesis {
             validators.push(GenesisValidator {
                 key: r.key()?,
                 stake: r.u128()?,
+                plot_root: r.hash()?,
+                ip: Ipv6Addr::from(r.array::<16>()?),
             });
         }
         r.finish()?;
@@ -218,6 +334,11 @@ impl Genesis {
             if !keys.insert(v.key.node_id().0) {
                 return Err(Error::Genesis("validator listed twice".into()));
             }
+            if self.params.consensus.space.is_some() && v.plot_root == [0; 32] {
+                return Err(Error::Genesis(
+                    "a validator needs its plot root: this chain's blocks carry proofs of space".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -239,10 +360,7 @@ mod tests {
             params: ChainParams::default(),
             time_ms: 1_700_000_000_000,
             balances: vec![([1; 32], "caes".into(), 10), ([1; 32], "usd".into(), 5)],
-            validators: vec![GenesisValidator {
-                key: k.public_key().clone(),
-                stake: 100,
-            }],
+            validators: vec![GenesisValidator::new(k.public_key().clone(), 100)],
         }
     }
 

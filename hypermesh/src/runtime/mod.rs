@@ -13,7 +13,9 @@ mod receipt;
 
 pub use context::{BlockInfo, CachedRead, Ctx, MemState, StateRead, WriteSet};
 pub use exec::{error_code, BlockLimits, BlockOutcome, BuiltBlock, Runtime};
-pub use genesis::{ChainParams, Genesis, GenesisValidator, MAX_GENESIS_BALANCES, MAX_GENESIS_VALIDATORS};
+pub use genesis::{
+    ChainParams, ConsensusParams, Genesis, GenesisValidator, MAX_GENESIS_BALANCES, MAX_GENESIS_VALIDATORS,
+};
 
 #[cfg(test)]
 pub(crate) mod test_chain;

@@ -64,10 +64,7 @@ impl TestChain {
                 .collect(),
             validators: validators
                 .iter()
-                .map(|(k, s)| GenesisValidator {
-                    key: k.public_key().clone(),
-                    stake: *s,
-                })
+                .map(|(k, s)| GenesisValidator::new(k.public_key().clone(), *s))
                 .collect(),
         };
         let mut state = MemState::default();
@@ -85,6 +82,7 @@ impl TestChain {
             height: self.height + 1,
             time_ms: 1_000 + self.height,
             proposer: [7; 32],
+            slashed: Vec::new(),
         }
     }
 

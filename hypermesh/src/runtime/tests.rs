@@ -129,6 +129,7 @@ fn transactions_a_proposer_must_not_include_invalidate_the_block() {
             height: 2,
             time_ms: 5,
             proposer: [7; 32],
+            slashed: Vec::new(),
         };
         let mut ctx = Ctx::new(&c.state, info.clone(), DENOM.into());
         let bytes = t.encode().expect("encode").len();

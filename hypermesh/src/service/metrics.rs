@@ -34,6 +34,8 @@ pub struct ServiceMetrics {
     pub refused: Family<Vec<(String, String)>, Counter>,
     /// Blocks whose production failed.
     pub production_failures: Counter,
+    /// Equivocations this validator detected.
+    pub evidence: Counter,
 }
 
 impl Default for ServiceMetrics {
@@ -51,6 +53,7 @@ impl Default for ServiceMetrics {
             admitted: Counter::default(),
             refused: Family::default(),
             production_failures: Counter::default(),
+            evidence: Counter::default(),
         }
     }
 }
@@ -90,6 +93,11 @@ impl ServiceMetrics {
             "production_failures",
             "Blocks whose production failed",
             self.production_failures.clone(),
+        );
+        r.register(
+            "equivocations_detected",
+            "Equivocations this validator detected",
+            self.evidence.clone(),
         );
     }
 }

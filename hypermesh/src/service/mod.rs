@@ -14,9 +14,23 @@ mod metrics;
 mod producer;
 #[cfg(test)]
 mod tests;
+pub mod validator;
 
 pub use api_impl::ServiceApi;
 pub use metrics::ServiceMetrics;
+pub use validator::ValidatorConfig;
+
+/// Where transactions admitted through the API are also sent (the other
+/// validators, by gossip).
+pub(crate) type TxForward = Box<dyn Fn(&[Bytes]) + Send + Sync>;
+
+/// Locks a mutex, taking it over from a thread that panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,6 +104,8 @@ pub struct NodeService {
     /// committing (they have left the mempool; the state does not show
     /// them yet).
     inflight: Mutex<HashMap<AccountId, u64>>,
+    /// Set by a validator: admitted transactions go to the others.
+    tx_forward: Mutex<Option<TxForward>>,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -129,6 +145,27 @@ impl NodeService {
                 set.total_power()
             )));
         }
+        Self::open(chain, key, config)
+    }
+
+    /// A service whose blocks come from BFT consensus with the other
+    /// validators ([`NodeService::spawn_validator`]); `key` must be a
+    /// validator's.
+    pub fn for_validator(chain: Chain, key: KeyPair, config: ServiceConfig) -> Result<Arc<NodeService>> {
+        let account = key.public_key().node_id().0;
+        if !chain.tip().validators.0.iter().any(|(a, _, _)| *a == account) {
+            return Err(Error::Genesis(format!(
+                "this node's key ({}) is not in the validator set at height {}; is this the validator's key?",
+                stoq::crypto::hex(&account),
+                chain.tip().height
+            )));
+        }
+        Self::open(chain, key, config)
+    }
+
+    fn open(chain: Chain, key: KeyPair, config: ServiceConfig) -> Result<Arc<NodeService>> {
+        let tip = chain.tip();
+        let account = key.public_key().node_id().0;
         if config.max_block_txs == 0 {
             return Err(Error::Genesis("max_block_txs must be at least 1".into()));
         }
@@ -148,6 +185,7 @@ impl NodeService {
             last_block: Mutex::new(None),
             keys: KeyCache::new(KEY_CACHE),
             inflight: Mutex::new(HashMap::new()),
+            tx_forward: Mutex::new(None),
         }))
     }
 
@@ -193,6 +231,35 @@ impl NodeService {
     /// Checks and admits encoded transactions: the stateless checks in
     /// parallel on every core, then the mempool's.
     pub async fn admit(self: &Arc<Self>, txs: Vec<Bytes>) -> Vec<std::result::Result<Hash, TxError>> {
+        let forward = lock(&self.tx_forward).is_some();
+        let kept = if forward { txs.clone() } else { Vec::new() };
+        let out = self.admit_checked(txs).await;
+        if forward {
+            let accepted: Vec<Bytes> = kept
+                .into_iter()
+                .zip(&out)
+                .filter(|(_, r)| r.is_ok())
+                .map(|(t, _)| t)
+                .collect();
+            if !accepted.is_empty() {
+                if let Some(f) = lock(&self.tx_forward).as_ref() {
+                    f(&accepted);
+                }
+            }
+        }
+        out
+    }
+
+    /// Admits transactions another validator gossiped (not sent on).
+    pub async fn admit_forwarded(self: &Arc<Self>, txs: Vec<Bytes>) {
+        let out = self.admit_checked(txs).await;
+        let refused = out.iter().filter(|r| r.is_err()).count();
+        if refused > 0 {
+            tracing::debug!(refused, of = out.len(), "gossiped transactions refused");
+        }
+    }
+
+    async fn admit_checked(self: &Arc<Self>, txs: Vec<Bytes>) -> Vec<std::result::Result<Hash, TxError>> {
         let this = self.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let params = this.chain.runtime().params();

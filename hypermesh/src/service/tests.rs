@@ -34,10 +34,7 @@ fn fixture() -> Fixture {
         params: ChainParams::default(),
         time_ms: 1_000,
         balances: vec![(account(&alice), DENOM.into(), 1_000_000)],
-        validators: vec![GenesisValidator {
-            key: validator.public_key().clone(),
-            stake: 100,
-        }],
+        validators: vec![GenesisValidator::new(validator.public_key().clone(), 100)],
     };
     Fixture {
         validator,

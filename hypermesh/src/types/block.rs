@@ -35,6 +35,9 @@ pub struct ProofSection {
     /// Proof of stake: the parent's commit certificate, so a block binds
     /// the signatures that finalized its parent.
     pub stake: Vec<u8>,
+    /// Equivocation evidence: each item convicts a validator, which the
+    /// block's execution slashes and jails (empty: none).
+    pub evidence: Vec<u8>,
 }
 
 impl ProofSection {
@@ -43,6 +46,7 @@ impl ProofSection {
             ("space proof", &self.space),
             ("time proof", &self.time),
             ("stake proof", &self.stake),
+            ("evidence", &self.evidence),
         ] {
             check_len(what, p.len(), MAX_PROOF_BYTES)?;
             w.bytes32(p);
@@ -55,6 +59,7 @@ impl ProofSection {
             space: r.bytes32(MAX_PROOF_BYTES)?.to_vec(),
             time: r.bytes32(MAX_PROOF_BYTES)?.to_vec(),
             stake: r.bytes32(MAX_PROOF_BYTES)?.to_vec(),
+            evidence: r.bytes32(MAX_PROOF_BYTES)?.to_vec(),
         })
     }
 }

@@ -82,7 +82,12 @@ prop_compose! {
             state_root: hashes[3],
             validator_set_hash: hashes[4],
             result_root: hashes[5],
-            proofs: ProofSection { space, time, stake },
+            proofs: ProofSection {
+                space,
+                time,
+                evidence: stake.iter().rev().copied().collect(),
+                stake,
+            },
         }
     }
 }

@@ -143,6 +143,7 @@ fn make_fixture() -> Fixture {
                 space: vec![1, 2],
                 time: vec![],
                 stake: vec![3],
+                evidence: vec![],
             },
         };
         parent = header.hash().unwrap();

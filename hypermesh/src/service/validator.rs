@@ -1,0 +1,713 @@
+//! The validator: the async shell around the consensus host
+//! ([`Core`]), over STOQ.
+//!
+//! One task owns the core, its write-ahead log and its timers, and feeds
+//! it one input at a time:
+//! - consensus messages from peers: broadcasts arrive by gossip (topic
+//!   [`consensus_topic`]), replies to one validator (a requested block)
+//!   as direct messages;
+//! - timer expiries;
+//! - the application's answers: building, checking and committing blocks
+//!   run on blocking threads ([`BlockApp`] behind a mutex) and come back
+//!   as `BlockBuilt`, `BlockChecked` and `Committed`;
+//! - blocks synced from a peer that is ahead.
+//!
+//! Log entries are written as the core emits them and fsynced before any
+//! message that follows them leaves the node, so a vote is durable before
+//! a peer can see it and a restarted node re-sends the same votes.
+//!
+//! Transactions a client submits here are checked, admitted and gossiped
+//! to the other validators (topic [`tx_topic`]), which check them again:
+//! whoever proposes next has them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use malachite_types::Timeout;
+use stoq::crypto::{KeyPair, NodeId};
+use stoq::endpoint::{Incoming, RpcError, RpcRequest};
+use stoq::Endpoint;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{now_ms, NodeService};
+use crate::chain::{CommitCertificate, Committed};
+use crate::codec::{ReadExt, Reader, Writer};
+use crate::consensus::wal_file::WalFile;
+use crate::consensus::wire::{decode_message, encode_message};
+use crate::consensus::{
+    Address, BlockApp, Core, CoreConfig, CoreInput, CoreOutput, Evidence, HmContext, KeySigner, Message, ValidatorSet,
+};
+use crate::error::{Error, Result};
+use crate::runtime::BlockLimits;
+use crate::types::{Block, MAX_BLOCK_BYTES};
+
+/// The RPC method serving committed blocks with their certificates.
+pub const SYNC_METHOD: &str = "hypermesh.consensus.sync";
+/// Most blocks in one sync answer.
+const MAX_SYNC_BLOCKS: u32 = 64;
+/// Most bytes of blocks in one sync answer (one block may exceed it).
+const MAX_SYNC_BYTES: usize = 8 << 20;
+/// How long a node that saw a later height waits for its own decision
+/// before it syncs.
+const SYNC_GRACE: Duration = Duration::from_millis(300);
+/// Queue of inputs to the consensus task.
+const INPUT_QUEUE: usize = 8_192;
+/// Most transactions in one gossip batch.
+const TX_BATCH: usize = 512;
+
+/// The gossip topic of consensus messages on `chain_id`.
+pub fn consensus_topic(chain_id: &str) -> String {
+    format!("hm.{chain_id}.consensus")
+}
+
+/// The gossip topic of transactions on `chain_id`.
+pub fn tx_topic(chain_id: &str) -> String {
+    format!("hm.{chain_id}.txs")
+}
+
+/// How the validator runs.
+#[derive(Debug, Clone)]
+pub struct ValidatorConfig {
+    /// The write-ahead log file.
+    pub wal_path: PathBuf,
+    /// The other validators: address and certificate name.
+    pub peers: Vec<(SocketAddr, String)>,
+    /// Round timeouts and buffers.
+    pub core: CoreConfig,
+    /// Longest a proposer waits for transactions before proposing an
+    /// empty block (bounded by half the propose timeout).
+    pub empty_block_wait: Duration,
+    /// How often unreachable peers are dialled again.
+    pub redial: Duration,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        ValidatorConfig {
+            wal_path: PathBuf::from("consensus.wal"),
+            peers: Vec::new(),
+            core: CoreConfig::default(),
+            empty_block_wait: Duration::from_millis(300),
+            redial: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the consensus task is told.
+// Inputs are moved through a channel one at a time: a box would cost
+// more than the size.
+#[allow(clippy::large_enum_variant)]
+enum Input {
+    Core(CoreInput),
+    /// A decided or synced block was committed (or failed to).
+    Committed(Result<(u64, ValidatorSet)>),
+    /// Blocks a peer sent in answer to a sync request.
+    Synced(Vec<Block>),
+    /// The synced blocks are committed (or refused).
+    SyncDone,
+    SyncDue {
+        height: u64,
+        peer: Address,
+    },
+}
+
+/// Encodes a sync request: the first height wanted and how many.
+fn sync_request(from: u64, max: u32) -> Bytes {
+    let mut w = Writer::new();
+    w.u64(from).u32(max);
+    Bytes::from(w.finish())
+}
+
+/// Encodes a batch of transactions for gossip.
+fn tx_batch(txs: &[Bytes]) -> Bytes {
+    let mut w = Writer::new();
+    w.u32(txs.len() as u32);
+    for t in txs {
+        w.bytes32(t);
+    }
+    Bytes::from(w.finish())
+}
+
+fn decode_tx_batch(buf: &[u8]) -> Result<Vec<Bytes>> {
+    let mut r = Reader::new(buf, "transaction batch");
+    let n = r.count32(TX_BATCH)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(Bytes::copy_from_slice(r.bytes32(crate::types::MAX_TX_BYTES)?));
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Decodes a sync answer: encoded blocks.
+fn decode_blocks(buf: &[u8]) -> Result<Vec<Block>> {
+    let mut r = Reader::new(buf, "sync answer");
+    let n = r.count32(MAX_SYNC_BLOCKS as usize)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(Block::decode(r.bytes32(MAX_BLOCK_BYTES)?)?);
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+impl NodeService {
+    /// Serves committed blocks with their certificates to syncing peers
+    /// (validators only: other nodes read blocks through the node API).
+    pub fn register_sync(self: &Arc<Self>, endpoint: &Endpoint) {
+        let this = self.clone();
+        endpoint.register(SYNC_METHOD, move |req: RpcRequest| {
+            let this = this.clone();
+            async move {
+                let mut r = Reader::new(&req.body, "sync request");
+                let (from, max) = match (r.u64(), r.u32(), r.finish()) {
+                    (Ok(f), Ok(m), Ok(())) => (f, m.min(MAX_SYNC_BLOCKS)),
+                    _ => return Err(RpcError::BadRequest("expected a height (u64) and a count (u32)".into())),
+                };
+                let answer = tokio::task::spawn_blocking(move || this.sync_answer(from, max))
+                    .await
+                    .map_err(|e| RpcError::Internal(e.to_string()))?;
+                answer.map_err(|e| RpcError::Internal(e.to_string()))
+            }
+        });
+    }
+
+    fn sync_answer(&self, from: u64, max: u32) -> Result<Bytes> {
+        let tip = self.chain.tip().height;
+        let mut blocks = Vec::new();
+        let mut bytes = 0;
+        let mut h = from.max(1);
+        while h <= tip && blocks.len() < max as usize && (bytes < MAX_SYNC_BYTES || blocks.is_empty()) {
+            let Some(block) = self.block_at(h)? else { break };
+            let encoded = block.encode()?;
+            bytes += encoded.len();
+            blocks.push(encoded);
+            h += 1;
+        }
+        let mut w = Writer::new();
+        w.u32(blocks.len() as u32);
+        for b in &blocks {
+            w.bytes32(b);
+        }
+        Ok(Bytes::from(w.finish()))
+    }
+
+    /// Runs this node as a validator until `shutdown`: consensus over
+    /// `endpoint` with the other validators, building, checking and
+    /// committing blocks through `app`.
+    pub fn spawn_validator(
+        self: &Arc<Self>,
+        endpoint: Endpoint,
+        app: BlockApp,
+        key: KeyPair,
+        config: ValidatorConfig,
+        shutdown: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>> {
+        let chain_id = self.chain.chain_id().to_string();
+        let (wal, wal_height, entries) = WalFile::open(&config.wal_path)?;
+        let next = app.next_height();
+        let validators = app.validators();
+        let me = Address(key.public_key().node_id().0);
+        let core = Core::new(
+            HmContext::new(&chain_id),
+            me,
+            Box::new(KeySigner(key)),
+            config.core,
+            validators.clone(),
+        );
+        let wal_entries = if wal_height == Some(next) { entries } else { Vec::new() };
+        if !wal_entries.is_empty() {
+            info!(
+                height = next,
+                entries = wal_entries.len(),
+                "replaying the write-ahead log"
+            );
+        }
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let gossip = endpoint.gossip();
+        let consensus = gossip
+            .subscribe(&consensus_topic(&chain_id))
+            .map_err(|e| Error::Store(format!("subscribing to consensus gossip: {e}")))?;
+        let txs = gossip
+            .subscribe(&tx_topic(&chain_id))
+            .map_err(|e| Error::Store(format!("subscribing to transaction gossip: {e}")))?;
+        let incoming = endpoint
+            .take_incoming()
+            .ok_or_else(|| Error::Store("the endpoint's incoming messages are taken already".into()))?;
+        self.set_tx_forward(&endpoint, &chain_id);
+        spawn_receivers(self.clone(), tx.clone(), consensus, txs, incoming, shutdown.clone());
+        spawn_dialer(endpoint.clone(), config.peers.clone(), config.redial, shutdown.clone());
+        let task = ValidatorTask {
+            service: self.clone(),
+            endpoint,
+            topic: consensus_topic(&chain_id),
+            core,
+            app: Arc::new(Mutex::new(app)),
+            wal,
+            wal_dirty: false,
+            timers: HashMap::new(),
+            inputs: tx,
+            config,
+            syncing: false,
+        };
+        let start = CoreInput::Start {
+            height: next,
+            validators,
+            wal: wal_entries,
+        };
+        Ok(tokio::spawn(task.run(rx, start, shutdown)))
+    }
+
+    /// Makes transactions admitted through the API go to the other
+    /// validators too.
+    fn set_tx_forward(&self, endpoint: &Endpoint, chain_id: &str) {
+        let endpoint = endpoint.clone();
+        let topic = tx_topic(chain_id);
+        let forward: super::TxForward = Box::new(move |txs: &[Bytes]| {
+            for chunk in txs.chunks(TX_BATCH) {
+                if let Err(e) = endpoint.gossip().publish(&topic, tx_batch(chunk)) {
+                    warn!(error = %e, "gossiping transactions failed");
+                }
+            }
+        });
+        *super::lock(&self.tx_forward) = Some(forward);
+    }
+}
+
+/// Feeds the consensus task from gossip and direct messages, and admits
+/// gossiped transactions.
+fn spawn_receivers(
+    service: Arc<NodeService>,
+    inputs: mpsc::Sender<Input>,
+    mut consensus: mpsc::Receiver<stoq::endpoint::GossipMessage>,
+    mut txs: mpsc::Receiver<stoq::endpoint::GossipMessage>,
+    mut incoming: mpsc::Receiver<Incoming>,
+    shutdown: CancellationToken,
+) {
+    let to_input = |from: [u8; 32], payload: &[u8]| match decode_message(payload) {
+        Ok(msg) => Some(Input::Core(CoreInput::Message {
+            from: Address(from),
+            msg,
+        })),
+        Err(e) => {
+            debug!(error = %e, "dropping a malformed consensus message");
+            None
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let input = tokio::select! {
+                () = shutdown.cancelled() => break,
+                m = consensus.recv() => match m {
+                    Some(m) => {
+                        let Ok(origin) = <[u8; 32]>::try_from(m.origin.as_ref()) else { continue };
+                        to_input(origin, &m.payload)
+                    }
+                    None => break,
+                },
+                m = incoming.recv() => match m {
+                    Some(Incoming::Message { from, payload }) => to_input(from.node_id().0, &payload),
+                    Some(Incoming::Datagram { .. }) => None,
+                    None => break,
+                },
+                m = txs.recv() => {
+                    let Some(m) = m else { break };
+                    match decode_tx_batch(&m.payload) {
+                        Ok(batch) => {
+                            let service = service.clone();
+                            tokio::spawn(async move { service.admit_forwarded(batch).await });
+                        }
+                        Err(e) => debug!(error = %e, "dropping a malformed transaction batch"),
+                    }
+                    None
+                }
+            };
+            if let Some(input) = input {
+                if inputs.send(input).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+}
+
+/// Keeps a connection to every peer, dialling again those that dropped.
+fn spawn_dialer(endpoint: Endpoint, peers: Vec<(SocketAddr, String)>, every: Duration, shutdown: CancellationToken) {
+    for (addr, name) in peers {
+        let endpoint = endpoint.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut warned = false;
+            loop {
+                match endpoint.connect(addr, &name).await {
+                    Ok(conn) => {
+                        if warned {
+                            info!(%addr, %name, "connected to validator");
+                        }
+                        warned = false;
+                        // Wait for it to close, then dial again.
+                        while !conn.is_closed() {
+                            tokio::select! {
+                                () = shutdown.cancelled() => return,
+                                () = tokio::time::sleep(every) => {}
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if !warned {
+                            warn!(%addr, %name, error = %e, "validator unreachable; retrying");
+                            warned = true;
+                        }
+                    }
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+}
+
+/// The consensus task's state.
+struct ValidatorTask {
+    service: Arc<NodeService>,
+    endpoint: Endpoint,
+    topic: String,
+    core: Core,
+    app: Arc<Mutex<BlockApp>>,
+    wal: WalFile,
+    /// Entries appended since the last fsync.
+    wal_dirty: bool,
+    timers: HashMap<Timeout, Instant>,
+    inputs: mpsc::Sender<Input>,
+    config: ValidatorConfig,
+    syncing: bool,
+}
+
+impl ValidatorTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<Input>, start: CoreInput, shutdown: CancellationToken) {
+        self.feed(start);
+        loop {
+            let next_timer = self.timers.iter().min_by_key(|(_, at)| **at).map(|(t, at)| (*t, *at));
+            let sleep = async {
+                match next_timer {
+                    Some((_, at)) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = sleep => {
+                    if let Some((t, _)) = next_timer {
+                        self.timers.remove(&t);
+                        self.feed(CoreInput::Timeout(t));
+                    }
+                }
+                input = rx.recv() => match input {
+                    Some(input) => self.on_input(input),
+                    None => break,
+                },
+            }
+        }
+        if let Err(e) = self.wal.flush_sync() {
+            warn!(error = %e, "flushing the write-ahead log at shutdown failed");
+        }
+        info!("validator stopped");
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Core(i) => {
+                if let CoreInput::Message {
+                    msg: Message::Evidence(e),
+                    ..
+                } = &i
+                {
+                    self.queue_evidence(e.clone());
+                }
+                self.feed(i);
+            }
+            Input::Committed(Ok((height, next_validators))) => {
+                self.feed(CoreInput::Committed {
+                    height,
+                    next_validators,
+                });
+            }
+            Input::Committed(Err(e)) => {
+                warn!(error = %e, "committing a block failed");
+            }
+            Input::Synced(blocks) => self.commit_synced(blocks),
+            Input::SyncDone => self.syncing = false,
+            Input::SyncDue { height, peer } => {
+                if self.core.height() == height && !self.syncing {
+                    self.request_sync(peer);
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, input: CoreInput) {
+        match self.core.handle(input) {
+            Ok(outputs) => {
+                for o in outputs {
+                    self.carry_out(o);
+                }
+                self.sync_wal();
+            }
+            Err(e) => warn!(error = %e, height = self.core.height(), "consensus input failed"),
+        }
+    }
+
+    /// Makes appended entries durable (before anything that follows them
+    /// leaves the node).
+    fn sync_wal(&mut self) {
+        if self.wal_dirty {
+            if let Err(e) = self.wal.flush_sync() {
+                // Sending a vote that is not durable could let a restart
+                // sign a different one: stop rather than risk it.
+                tracing::error!(error = %e, "the write-ahead log cannot be written; stopping");
+                std::process::abort();
+            }
+            self.wal_dirty = false;
+        }
+    }
+
+    fn queue_evidence(&self, e: Evidence) {
+        let app = self.app.clone();
+        tokio::task::spawn_blocking(move || super::lock(&app).add_evidence(e));
+    }
+
+    fn carry_out(&mut self, output: CoreOutput) {
+        match output {
+            CoreOutput::Wal(entry) => {
+                if let Err(e) = self.wal.append(&entry) {
+                    tracing::error!(error = %e, "appending to the write-ahead log failed; stopping");
+                    std::process::abort();
+                }
+                self.wal_dirty = true;
+            }
+            CoreOutput::WalReset(height) => {
+                if let Err(e) = self.wal.reset(height) {
+                    tracing::error!(error = %e, "resetting the write-ahead log failed; stopping");
+                    std::process::abort();
+                }
+                self.wal_dirty = false;
+            }
+            CoreOutput::Broadcast(msg) => {
+                self.sync_wal();
+                match encode_message(&msg) {
+                    Ok(bytes) => {
+                        if let Err(e) = self.endpoint.gossip().publish(&self.topic, Bytes::from(bytes)) {
+                            debug!(error = %e, "broadcast failed");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "encoding a consensus message failed"),
+                }
+            }
+            CoreOutput::Send { to, msg } => {
+                self.sync_wal();
+                let Some(conn) = self.endpoint.connection_to(&NodeId(to.0)) else {
+                    debug!(peer = %to, "no connection to send to");
+                    return;
+                };
+                match encode_message(&msg) {
+                    Ok(bytes) => {
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.send_message(Bytes::from(bytes)).await {
+                                debug!(error = %e, "send failed");
+                            }
+                        });
+                    }
+                    Err(e) => warn!(error = %e, "encoding a consensus message failed"),
+                }
+            }
+            CoreOutput::Schedule(t, after) => {
+                self.timers.insert(t, Instant::now() + after);
+            }
+            CoreOutput::Cancel(t) => {
+                self.timers.remove(&t);
+            }
+            CoreOutput::CancelAll => self.timers.clear(),
+            CoreOutput::Build { height, round, within } => self.build(height, round, within),
+            CoreOutput::Check { height, block, hash } => {
+                let app = self.app.clone();
+                let inputs = self.inputs.clone();
+                tokio::task::spawn_blocking(move || {
+                    let valid = match super::lock(&app).check(&block, now_ms()) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            warn!(height, error = %e, "refusing a proposed block");
+                            false
+                        }
+                    };
+                    let _ = inputs.blocking_send(Input::Core(CoreInput::BlockChecked { height, hash, valid }));
+                });
+            }
+            CoreOutput::Decide {
+                block,
+                hash,
+                certificate,
+            } => {
+                let app = self.app.clone();
+                let inputs = self.inputs.clone();
+                let service = self.service.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut app = super::lock(&app);
+                    let result = app.commit(&block, &hash, &certificate, now_ms()).map(|c| {
+                        service.on_block_committed(&c);
+                        (c.block.header.height, app.validators())
+                    });
+                    let _ = inputs.blocking_send(Input::Committed(result));
+                });
+            }
+            CoreOutput::Evidence(e) => {
+                warn!(offender = %e.offender(), height = e.height(), "equivocation detected");
+                self.service.metrics.evidence.inc();
+                self.queue_evidence(e);
+            }
+            CoreOutput::Behind { height, peer, .. } => {
+                let inputs = self.inputs.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(SYNC_GRACE).await;
+                    let _ = inputs.send(Input::SyncDue { height, peer }).await;
+                });
+            }
+        }
+    }
+
+    /// Builds a block when transactions are ready, or after
+    /// `empty_block_wait` (within the engine's deadline) without any.
+    fn build(&mut self, height: u64, round: malachite_types::Round, within: Duration) {
+        let app = self.app.clone();
+        let inputs = self.inputs.clone();
+        let service = self.service.clone();
+        let wait = self.config.empty_block_wait.min(within / 2);
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + wait;
+            while service.mempool().ready_count() == 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let built = tokio::task::spawn_blocking(move || {
+                let limits = BlockLimits {
+                    max_txs: service.config.max_block_txs.min(BlockLimits::default().max_txs),
+                    ..BlockLimits::default()
+                };
+                let gas = service.chain.runtime().params().block_gas_limit;
+                let candidates = service.mempool().select(limits.max_txs, gas, limits.max_bytes);
+                let mut app = super::lock(&app);
+                if app.next_height() != height {
+                    return None;
+                }
+                match app.build(now_ms(), candidates, limits) {
+                    Ok((block, hash)) => Some(CoreInput::BlockBuilt {
+                        height,
+                        round,
+                        block,
+                        hash,
+                    }),
+                    Err(e) => {
+                        warn!(height, error = %e, "building a block failed");
+                        None
+                    }
+                }
+            })
+            .await;
+            if let Ok(Some(input)) = built {
+                let _ = inputs.send(Input::Core(input)).await;
+            }
+        });
+    }
+
+    /// Asks `peer` for the committed blocks from this node's height on.
+    fn request_sync(&mut self, peer: Address) {
+        let Some(conn) = self.endpoint.connection_to(&NodeId(peer.0)) else {
+            debug!(%peer, "cannot sync: no connection");
+            return;
+        };
+        self.syncing = true;
+        let from = self.core.height();
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let answer = conn
+                .call(
+                    SYNC_METHOD,
+                    sync_request(from, MAX_SYNC_BLOCKS),
+                    Some(Duration::from_secs(10)),
+                )
+                .await;
+            let blocks = match answer
+                .map_err(|e| Error::Store(e.to_string()))
+                .and_then(|b| decode_blocks(&b))
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(%peer, error = %e, "sync failed");
+                    Vec::new()
+                }
+            };
+            let _ = inputs.send(Input::Synced(blocks)).await;
+        });
+    }
+
+    /// Commits synced blocks in order, each with its own certificate
+    /// (checked against the set of its height by the commit).
+    fn commit_synced(&mut self, blocks: Vec<Block>) {
+        if blocks.is_empty() {
+            self.syncing = false;
+            return;
+        }
+        let app = self.app.clone();
+        let inputs = self.inputs.clone();
+        let service = self.service.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut app = super::lock(&app);
+            for block in blocks {
+                let height = block.header.height;
+                if height < app.next_height() {
+                    continue; // committed meanwhile by consensus
+                }
+                let result = (|| {
+                    let hash = block.header.hash()?;
+                    let cert = CommitCertificate::decode(&block.commit)?;
+                    app.commit(&block, &hash, &cert, now_ms())
+                })();
+                match result {
+                    Ok(c) => {
+                        service.on_block_committed(&c);
+                        debug!(height, "synced");
+                        let _ = inputs.blocking_send(Input::Committed(Ok((height, app.validators()))));
+                    }
+                    Err(e) => {
+                        warn!(height, error = %e, "a synced block was refused");
+                        break;
+                    }
+                }
+            }
+            // A full answer leaves more to fetch: the peers' messages for
+            // later heights ask for it again.
+            let _ = inputs.blocking_send(Input::SyncDone);
+        });
+    }
+}
+
+impl NodeService {
+    /// Updates the mempool, metrics and subscribers after a commit (by
+    /// consensus or sync).
+    pub(crate) fn on_block_committed(&self, committed: &Committed) {
+        let height = committed.block.header.height;
+        {
+            let mut pool = self.mempool();
+            pool.on_committed(&committed.tx_hashes, committed.next_nonces.iter().copied(), height + 1);
+            self.metrics.mempool_txs.set(pool.len() as i64);
+            self.metrics.mempool_bytes.set(pool.bytes() as i64);
+        }
+        self.record(committed);
+    }
+}
