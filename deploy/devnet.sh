@@ -3,21 +3,26 @@
 #
 # The devnet is: build; a TrustChain CA of 3 members (2-of-3) with its
 # transparency logs, HTTP views and DNS; a node enrolled with a token and
-# its certificate verified against the logs; a HyperMesh node (single
-# validator) enrolled the same way, committing a transfer sent over STOQ;
-# and a STOQ server and client exchanging messages over a post-quantum
-# (X25519MLKEM768 + FN-DSA-1024) handshake. Each component has its own
-# functions (setup_*, start_*, demo_*), so that later layers (Caesar, apps)
-# can be added the same way.
+# its certificate verified against the logs; a HyperMesh chain of N
+# validators (BFT consensus over STOQ, each enrolled the same way with its
+# own certificate hypermesh-i.mesh), committing a transfer sent over STOQ
+# to validator 1 and agreeing on the resulting state; and a STOQ server
+# and client exchanging messages over a post-quantum (X25519MLKEM768 +
+# FN-DSA-1024) handshake. Each component has its own functions (setup_*,
+# start_*, demo_*), so that later layers (Caesar, apps) can be added the
+# same way.
 #
-# Usage: deploy/devnet.sh [--once] [--port N] [--metrics-port N] [--tc-port N] [--hm-port N] [--dir DIR]
+# Usage: deploy/devnet.sh [--once] [--validators N] [--port N] [--metrics-port N] [--tc-port N] [--hm-port N] [--dir DIR]
 #   --once            run the demo, stop everything and exit (CI)
+#   --validators N    HyperMesh validators, 1-16 (default 4); a chain kept
+#                     from a run with other validators is replaced
 #   --port N          QUIC port of the STOQ node-1 (default 4433)
 #   --metrics-port N  Prometheus /metrics port of node-1 (default 9464)
 #   --tc-port N       STOQ port of TrustChain member 0 (default 7400; member
 #                     i uses N+i, HTTP N+80+i, DNS N-2047+i, DoQ N+1453+i)
-#   --hm-port N       STOQ port of the HyperMesh node (default 7600; its
-#                     JSON-RPC and /metrics on N+80)
+#   --hm-port N       STOQ port of HyperMesh validator 1 (default 7600;
+#                     validator i uses N+i-1, its JSON-RPC and /metrics
+#                     N+80+i-1)
 #   --dir DIR         state directory (default .devnet in the repository)
 # Needs only Rust (cargo) and an IPv6 loopback.
 set -euo pipefail
@@ -30,6 +35,9 @@ STOQ_METRICS_PORT=9464
 TC_PORT=7400
 TC_MEMBERS=3
 HM_PORT=7600
+HM_VALIDATORS=4
+# Leaves (log2) of each validator's storage plot: 2^20 x 32 bytes = 64 MiB.
+HM_PLOT_LOG2=20
 
 # Processes this script started: PIDS[i] is named NAMES[i].
 PIDS=()
@@ -69,6 +77,11 @@ parse_args() {
                 HM_PORT=$2
                 shift
                 ;;
+            --validators)
+                [ $# -ge 2 ] || die "--validators needs a number"
+                HM_VALIDATORS=$2
+                shift
+                ;;
             --dir)
                 [ $# -ge 2 ] || die "--dir needs a path"
                 DEVNET_DIR=$2
@@ -88,7 +101,11 @@ parse_args() {
     done
     [ "$STOQ_PORT" != "$STOQ_METRICS_PORT" ] || die "--port and --metrics-port must differ"
     [[ "$HM_PORT" =~ ^[0-9]+$ ]] && [ "$HM_PORT" -ge 1024 ] && [ "$HM_PORT" -le 65000 ] || die "invalid --hm-port $HM_PORT (1024-65000)"
+    [[ "$HM_VALIDATORS" =~ ^[0-9]+$ ]] && [ "$HM_VALIDATORS" -ge 1 ] && [ "$HM_VALIDATORS" -le 16 ] ||
+        die "invalid --validators $HM_VALIDATORS (1-16)"
     HM_HTTP_PORT=$((HM_PORT + 80))
+    HM_NVAL="$HM_VALIDATORS validators"
+    [ "$HM_VALIDATORS" != 1 ] || HM_NVAL="1 validator"
     mkdir -p "$DEVNET_DIR"
     DEVNET_DIR=$(cd "$DEVNET_DIR" && pwd)
     PKI="$DEVNET_DIR/pki"
@@ -239,44 +256,167 @@ demo_trustchain() {
 
 # ------------------------------------------------------------- HyperMesh --
 
-# setup_hypermesh: the node's key (kept), a fresh certificate from
-# TrustChain (every run), a wallet and a genesis funding it (kept: the
-# chain resumes where the last run stopped).
-setup_hypermesh() {
-    HMDIR="$DEVNET_DIR/hypermesh"
-    mkdir -p "$HMDIR"
-    local token
-    token=$("$TC" --log warn token create --bundle "$TCDIR/bundle.toml" --admin-key "$TCDIR/admin.key" \
-        --names hypermesh-1.mesh --ttl 10m) || die "token creation for the HyperMesh node failed"
-    log "HyperMesh: enrolling hypermesh-1.mesh with TrustChain"
-    "$HM" --log warn init --dir "$HMDIR" --bundle "$TCDIR/bundle.toml" --token "$token" --name hypermesh-1 \
-        --listen "[::1]:$HM_PORT" --http "[::1]:$HM_HTTP_PORT" | sed 's/^/    /' ||
-        die "HyperMesh node enrollment failed (see $LOGS/trustchain-*.log)"
-    [ -f "$HMDIR/wallet.key" ] || "$HM" --log warn keys new "$HMDIR/wallet.key" | sed 's/^/    /'
-    [ -f "$HMDIR/bob.key" ] || "$HM" --log warn keys new "$HMDIR/bob.key" | sed 's/^/    /'
-    if [ ! -f "$HMDIR/genesis.toml" ]; then
-        "$HM" --log warn genesis --out "$HMDIR/genesis.toml" --validator "$HMDIR/node.key=1000000" \
-            --balance "$HMDIR/wallet.key=1000000000" | sed 's/^/    /'
+# hm_dir I: the directory of validator I (1-based).
+hm_dir() {
+    printf '%s/node-%s' "$HMDIR" "$1"
+}
+
+# hm_state_problem: prints why the HyperMesh state kept in $HMDIR cannot
+# be resumed with the current validators (nothing if it can): the shared
+# genesis must exist in the current format and list exactly the keys of
+# node-1..node-N.
+hm_state_problem() {
+    local g="$HMDIR/genesis.toml" i key want have
+    if [ -e "$HMDIR/hypermesh.toml" ] || [ -e "$HMDIR/node.key" ]; then
+        echo "it has the single-node layout of an older devnet"
+        return 0
+    fi
+    if [ ! -f "$g" ]; then
+        echo "it has no genesis (an interrupted setup?)"
+        return 0
+    fi
+    if ! grep -q '^\[consensus\]' "$g" || ! "$HM" --log warn genesis --show --out "$g" >/dev/null 2>&1; then
+        echo "its genesis is in an older format"
+        return 0
+    fi
+    if ! grep -qx "plot_log2_leaves = $HM_PLOT_LOG2" "$g"; then
+        echo "its genesis has plots of another size"
+        return 0
+    fi
+    want=""
+    for i in $(seq 1 "$HM_VALIDATORS"); do
+        key="$(hm_dir "$i")/node.key"
+        if [ ! -f "$key" ]; then
+            echo "validator $i has no key"
+            return 0
+        fi
+        want+="$("$HM" --log warn keys show "$key" | sed -n 's/^account //p')"$'\n'
+    done
+    want=$(printf '%s' "$want" | sort)
+    have=$(awk '/^\[/ { section = $0; next }
+        section == "[[validators]]" && $1 == "account" { gsub(/"/, "", $3); print $3 }' "$g" | sort)
+    if [ "$have" != "$want" ]; then
+        echo "its genesis lists $(printf '%s\n' "$have" | grep -c .) validators, not exactly the keys of node-1..node-$HM_VALIDATORS"
     fi
 }
 
+# setup_hypermesh: per validator i, its key (kept), a fresh certificate for
+# hypermesh-i.mesh from TrustChain (every run) and a config listing the
+# other validators as peers; a wallet and one genesis with every validator
+# (equal stakes) funding it (kept: the chain resumes where the last run
+# stopped). A kept state that does not match the validators is replaced.
+setup_hypermesh() {
+    HMDIR="$DEVNET_DIR/hypermesh"
+    local i j token dir cfg problem
+    local -a peers validators
+    if [ -d "$HMDIR" ] && [ -n "$(ls -A "$HMDIR")" ]; then
+        problem=$(hm_state_problem)
+        if [ -n "$problem" ]; then
+            log "HyperMesh: $HMDIR cannot be resumed with $HM_NVAL ($problem): removing it and starting a new chain"
+            rm -rf "$HMDIR"
+        else
+            log "HyperMesh: resuming the chain of $HM_NVAL kept in $HMDIR"
+        fi
+    fi
+    mkdir -p "$HMDIR"
+    log "HyperMesh: enrolling $HM_NVAL with TrustChain"
+    for i in $(seq 1 "$HM_VALIDATORS"); do
+        dir=$(hm_dir "$i")
+        cfg="$dir/hypermesh.toml"
+        # A config written for other ports (another --hm-port) is written again.
+        if [ -f "$cfg" ] && ! { grep -qxF "listen = \"[::1]:$((HM_PORT + i - 1))\"" "$cfg" &&
+            grep -qxF "http_listen = \"[::1]:$((HM_HTTP_PORT + i - 1))\"" "$cfg"; }; then
+            log "HyperMesh: validator $i's ports changed: writing its config again"
+            rm -f "$cfg"
+        fi
+        peers=()
+        for j in $(seq 1 "$HM_VALIDATORS"); do
+            [ "$j" = "$i" ] || peers+=(--peer "[::1]:$((HM_PORT + j - 1))=hypermesh-$j.mesh")
+        done
+        token=$("$TC" --log warn token create --bundle "$TCDIR/bundle.toml" --admin-key "$TCDIR/admin.key" \
+            --names "hypermesh-$i.mesh" --ttl 10m) || die "token creation for HyperMesh validator $i failed"
+        "$HM" --log warn init --dir "$dir" --bundle "$TCDIR/bundle.toml" --token "$token" --name "hypermesh-$i" \
+            --listen "[::1]:$((HM_PORT + i - 1))" --http "[::1]:$((HM_HTTP_PORT + i - 1))" ${peers[@]+"${peers[@]}"} \
+            2>&1 | sed 's/^/    /' || die "enrollment of HyperMesh validator $i failed (see $LOGS/trustchain-*.log)"
+    done
+    [ -f "$HMDIR/wallet.key" ] || "$HM" --log warn keys new "$HMDIR/wallet.key" | sed 's/^/    /'
+    [ -f "$HMDIR/bob.key" ] || "$HM" --log warn keys new "$HMDIR/bob.key" | sed 's/^/    /'
+    if [ ! -f "$HMDIR/genesis.toml" ]; then
+        validators=()
+        for i in $(seq 1 "$HM_VALIDATORS"); do
+            validators+=(--validator "$(hm_dir "$i")/node.key=1000000@::1")
+        done
+        log "HyperMesh: genesis of $HM_NVAL (computing their plot roots)"
+        "$HM" --log warn genesis --out "$HMDIR/genesis.toml" --plot-log2-leaves "$HM_PLOT_LOG2" \
+            "${validators[@]}" --balance "$HMDIR/wallet.key=1000000000" 2>&1 | sed 's/^/    /' ||
+            die "writing the HyperMesh genesis failed"
+    fi
+    for i in $(seq 1 "$HM_VALIDATORS"); do
+        cp "$HMDIR/genesis.toml" "$(hm_dir "$i")/genesis.toml"
+    done
+}
+
+# start_hypermesh: every validator at once (each creates its storage plot
+# at its first start), then waits for each to listen.
 start_hypermesh() {
-    log "starting the HyperMesh node on [::1]:$HM_PORT (JSON-RPC and metrics on http://[::1]:$HM_HTTP_PORT)"
-    start "hypermesh node" "$LOGS/hypermesh-1" "$HM" start --config "$HMDIR/hypermesh.toml"
-    HM_PID=${PIDS[-1]}
-    wait_for_line "$HM_PID" "$LOGS/hypermesh-1.out" '^hypermesh node .* listening on ' "hypermesh node"
-    sed 's/^/    /' "$LOGS/hypermesh-1.out"
+    local i
+    HM_PIDS=()
+    log "HyperMesh: starting $HM_NVAL (STOQ from [::1]:$HM_PORT, HTTP from [::1]:$HM_HTTP_PORT)"
+    for i in $(seq 1 "$HM_VALIDATORS"); do
+        start "hypermesh validator $i" "$LOGS/hypermesh-$i" "$HM" start --config "$(hm_dir "$i")/hypermesh.toml"
+        HM_PIDS+=("${PIDS[-1]}")
+    done
+    for i in $(seq 1 "$HM_VALIDATORS"); do
+        wait_for_line "${HM_PIDS[$((i - 1))]}" "$LOGS/hypermesh-$i.out" '^hypermesh node .* listening on ' \
+            "hypermesh validator $i"
+        sed 's/^/    /' "$LOGS/hypermesh-$i.out"
+    done
+}
+
+# hm_height I: the height of validator I's last block (`query status`).
+hm_height() {
+    "$HM" --log warn query status --config "$(hm_dir "$1")/hypermesh.toml" 2>/dev/null |
+        sed -n 's/^height \([0-9]*\) .*/\1/p'
 }
 
 # demo_hypermesh: a transfer from the wallet, signed, with its proof of
-# work, submitted over STOQ and committed; then the account and the block.
+# work, submitted over STOQ to validator 1 and committed by consensus;
+# then the account, the block, and every validator's view of that block.
 demo_hypermesh() {
-    log "HyperMesh: a transfer over STOQ, committed"
-    local cfg="$HMDIR/hypermesh.toml"
-    "$HM" --log warn tx send --config "$cfg" --key "$HMDIR/wallet.key" --to "$HMDIR/bob.key" --amount 25 |
-        sed 's/^/    /' || die "the transfer failed (see $LOGS/hypermesh-1.log)"
+    log "HyperMesh: a transfer over STOQ to validator 1, committed by consensus"
+    local cfg i deadline out height tip hash root first="" agree=1
+    cfg="$(hm_dir 1)/hypermesh.toml"
+    if ! out=$("$HM" --log warn tx send --config "$cfg" --key "$HMDIR/wallet.key" --to "$HMDIR/bob.key" \
+        --amount 25 2>&1); then
+        printf '%s\n' "$out" | sed 's/^/    /' >&2
+        die "the transfer failed (see $LOGS/hypermesh-*.log)"
+    fi
+    printf '%s\n' "$out" | sed 's/^/    /'
+    height=$(printf '%s\n' "$out" | sed -n 's/^committed in block \([0-9]*\).*/\1/p')
+    [ -n "$height" ] || die "the transfer's block is not in its output"
     "$HM" --log warn query account "$HMDIR/bob.key" --config "$cfg" | sed 's/^/    /' || die "query failed"
-    "$HM" --log warn block latest --config "$cfg" | sed 's/^/    /' || die "block query failed"
+    "$HM" --log warn block "$height" --config "$cfg" | sed 's/^/    /' || die "block query failed"
+
+    log "HyperMesh: every validator at height $height or above, with the same block and state"
+    for i in $(seq 1 "$HM_VALIDATORS"); do
+        deadline=$((SECONDS + 60))
+        while :; do
+            tip=$(hm_height "$i")
+            [ -n "$tip" ] && [ "$tip" -ge "$height" ] && break
+            [ "$SECONDS" -lt "$deadline" ] ||
+                die "validator $i did not reach height $height within 60 s (at ${tip:-?}; see $LOGS/hypermesh-$i.log)"
+            sleep 0.5
+        done
+        out=$("$HM" --log warn block "$height" --config "$(hm_dir "$i")/hypermesh.toml") ||
+            die "validator $i has no block $height (see $LOGS/hypermesh-$i.log)"
+        hash=$(printf '%s\n' "$out" | sed -n "s/^block $height \([0-9a-f]*\)$/\1/p")
+        root=$(printf '%s\n' "$out" | sed -n 's/^  state root *\([0-9a-f]*\)$/\1/p')
+        printf '    %-18s at height %s; block %s %s, state root %s\n' "hypermesh-$i.mesh" "$tip" "$height" "$hash" "$root"
+        [ -n "$first" ] || first="$hash $root"
+        [ "$hash $root" = "$first" ] || agree=0
+    done
+    [ "$agree" = 1 ] || die "the validators disagree on block $height"
+    log "HyperMesh: block $height and its state root are the same on $HM_NVAL"
 }
 
 # ------------------------------------------------------------------ STOQ --
@@ -338,6 +478,15 @@ check_stoq_metrics() {
 
 # ------------------------------------------------------------------ main --
 
+# hm_summary: one line per validator.
+hm_summary() {
+    local i
+    for i in $(seq 1 "$HM_VALIDATORS"); do
+        printf '    validator %-6squic://[::1]:%s (hypermesh-%s.mesh), JSON-RPC and metrics http://[::1]:%s, config %s\n' \
+            "$i" "$((HM_PORT + i - 1))" "$i" "$((HM_HTTP_PORT + i - 1))" "$(hm_dir "$i")/hypermesh.toml"
+    done
+}
+
 summary() {
     cat <<EOF
 ==> devnet is up
@@ -345,9 +494,9 @@ summary() {
                     log and metrics http://[::1]:$((TC_PORT + 80))/log/checkpoint, /metrics
                     DNS [::1]:$((TC_PORT - 2047)) (udp/tcp), DoQ [::1]:$((TC_PORT + 1453)); try: dig @::1 -p $((TC_PORT - 2047)) AAAA node-1.mesh
                     bundle $TCDIR/bundle.toml, admin key $TCDIR/admin.key
-    HyperMesh       quic://[::1]:$HM_PORT (name hypermesh-1.mesh), JSON-RPC and metrics http://[::1]:$HM_HTTP_PORT
-                    config $HMDIR/hypermesh.toml, wallet $HMDIR/wallet.key
-                    try: $HM query status --config $HMDIR/hypermesh.toml
+    HyperMesh       $HM_NVAL (BFT), genesis $HMDIR/genesis.toml, wallet $HMDIR/wallet.key
+$(hm_summary)
+                    try: $HM query status --config $HMDIR/node-1/hypermesh.toml
     STOQ node-1     quic://[::1]:$STOQ_PORT  (name node-1.mesh, post-quantum)
     metrics         http://[::1]:$STOQ_METRICS_PORT/metrics
     PKI             $PKI  (root: ca/ca.pem; client identity: client-1.pem/.key)

@@ -2,11 +2,11 @@
 //! (`hypermesh::consensus::wire`); the first input byte (modulo 3) picks
 //! the decoder:
 //!
-//! | byte | decoder            | what it reads                                   |
-//! |------|--------------------|-------------------------------------------------|
-//! | 0    | `decode_message`   | proposals, votes, blocks, certificates, evidence and block requests from other validators |
+//! | byte | decoder            | what it reads                                     |
+//! |------|--------------------|---------------------------------------------------|
+//! | 0    | `decode_message`   | what validators send each other                   |
 //! | 1    | `decode_wal_entry` | the write-ahead log a restarted validator replays |
-//! | 2    | `decode_evidence`  | equivocation evidence, gossiped and in blocks    |
+//! | 2    | `decode_evidence`  | equivocation evidence, gossiped and in blocks     |
 //!
 //! Checks that no decoder panics, and that whatever one accepts
 //! re-encodes to exactly the same bytes, decodes again to the same value

@@ -51,14 +51,26 @@ pub fn time_seed(chain_id: &str, parent_hash: &Hash) -> [u8; 32] {
     stoq::crypto::sha3_256(w.as_slice())
 }
 
-/// Encodes a block's evidence list (its `proofs.evidence`).
+/// Encodes a block's evidence list (its `proofs.evidence`; no items:
+/// no bytes).
 pub fn encode_evidence_list(items: &[Evidence]) -> Result<Vec<u8>> {
-    let mut w = Writer::new();
-    w.u32(items.len() as u32);
-    for e in items {
-        w.bytes32(&super::wire::encode_evidence(e)?);
+    let encoded = items
+        .iter()
+        .map(super::wire::encode_evidence)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(evidence_list_of(&encoded))
+}
+
+fn evidence_list_of(encoded: &[Vec<u8>]) -> Vec<u8> {
+    if encoded.is_empty() {
+        return Vec::new();
     }
-    Ok(w.finish())
+    let mut w = Writer::new();
+    w.u32(encoded.len() as u32);
+    for e in encoded {
+        w.bytes32(e);
+    }
+    w.finish()
 }
 
 /// Decodes a block's evidence list (empty bytes: none).
@@ -68,6 +80,14 @@ pub fn decode_evidence_list(bytes: &[u8]) -> Result<Vec<Evidence>> {
     }
     let mut r = Reader::new(bytes, "evidence list");
     let n = r.count32(MAX_PROOF_BYTES / 64)?;
+    // Each item takes at least its 4-byte length: no reservation for a
+    // count the bytes cannot hold.
+    if n.saturating_mul(4) > r.remaining() {
+        return Err(Error::InvalidBlock(format!(
+            "{n} evidence items cannot fit in {} bytes",
+            r.remaining()
+        )));
+    }
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(super::wire::decode_evidence(r.bytes32(MAX_PROOF_BYTES)?)?);
@@ -378,29 +398,27 @@ impl BlockApp {
     fn evidence_for_block(&mut self, height: u64) -> Result<(Vec<u8>, Convictions)> {
         let pending = std::mem::take(&mut self.evidence);
         let mut keep = Vec::new();
+        let mut encoded = Vec::new();
         let mut slashed = Vec::new();
         let mut size = 4;
         for e in pending {
             let Ok(convicts) = self.verify_evidence(&e, height) else {
                 continue;
             };
-            let len = 4 + super::wire::encode_evidence(&e)?.len();
             if slashed.contains(&convicts) {
                 continue;
             }
-            if size + len <= MAX_PROOF_BYTES {
-                size += len;
+            let bytes = super::wire::encode_evidence(&e)?;
+            if size + 4 + bytes.len() <= MAX_PROOF_BYTES {
+                size += 4 + bytes.len();
                 slashed.push(convicts);
+                encoded.push(bytes);
                 keep.push(e);
             } else {
                 self.evidence.push(e);
             }
         }
-        let bytes = if keep.is_empty() {
-            Vec::new()
-        } else {
-            encode_evidence_list(&keep)?
-        };
+        let bytes = evidence_list_of(&encoded);
         // Included evidence stays queued until its block commits (a round
         // may fail); the commit drops what was punished.
         self.evidence.splice(0..0, keep);

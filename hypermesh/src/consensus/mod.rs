@@ -7,6 +7,9 @@
 //! - [`core`]: the host itself ([`Core`]): inputs in, outputs out, no I/O.
 //! - [`evidence`]: equivocation evidence.
 //! - [`app`]: building, checking (the veto) and committing blocks.
+//! - [`wire`]: the canonical encoding of messages between validators,
+//!   write-ahead log entries and evidence.
+//! - [`wal_file`]: the write-ahead log on disk.
 
 pub mod app;
 #[cfg(test)]

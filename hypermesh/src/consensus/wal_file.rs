@@ -162,9 +162,13 @@ impl WalFile {
     }
 
     /// Writes what was appended and waits until it is on disk. Does
-    /// nothing when everything already is.
+    /// nothing when everything already is (also before the first reset,
+    /// when nothing can have been appended). Fails after a failed write:
+    /// the shell must not broadcast then.
     pub fn flush_sync(&mut self) -> Result<()> {
-        self.check_usable()?;
+        if self.failed {
+            return Err(self.failed_error());
+        }
         self.write_out()?;
         if self.unsynced {
             if let Some(file) = &self.file {
@@ -210,12 +214,16 @@ impl WalFile {
         Ok(())
     }
 
+    fn failed_error(&self) -> Error {
+        Error::Store(format!(
+            "write-ahead log {}: an earlier write failed, so what the file holds is unknown; reopen it",
+            self.path.display()
+        ))
+    }
+
     fn check_usable(&self) -> Result<()> {
         if self.failed {
-            return Err(Error::Store(format!(
-                "write-ahead log {}: an earlier write failed, so what the file holds is unknown; reopen it",
-                self.path.display()
-            )));
+            return Err(self.failed_error());
         }
         if self.file.is_none() {
             return Err(Error::Store(format!(

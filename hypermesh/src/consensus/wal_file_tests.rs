@@ -101,6 +101,8 @@ fn a_missing_log_opens_empty_and_needs_a_height() {
     let (mut wal, height, got) = WalFile::open(&path).expect("open");
     assert_eq!((height, got.len()), (None, 0));
     assert!(store_error(wal.append(&proposed_value())).contains("reset"));
+    // Nothing to make durable yet.
+    wal.flush_sync().expect("flush with nothing appended");
     assert!(!path.exists(), "opening creates nothing");
     wal.reset(5).expect("reset");
     assert_eq!(wal.height(), Some(5));
@@ -321,4 +323,39 @@ fn entries_the_wire_refuses_are_not_appended() {
     wal.flush_sync().expect("flush");
     let (_, _, got) = WalFile::open(&path).expect("reopen");
     assert_eq!(got, vec![proposed_value()]);
+}
+
+#[test]
+fn a_failed_reset_blocks_appends_and_flushes_until_one_succeeds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("not-yet");
+    let path = missing.join("wal");
+    let (mut wal, _, _) = WalFile::open(&path).expect("open");
+    assert!(store_error(wal.reset(5)).contains("creating the reset file"));
+    assert!(store_error(wal.append(&proposed_value())).contains("earlier write failed"));
+    assert!(store_error(wal.flush_sync()).contains("earlier write failed"));
+    fs::create_dir(&missing).expect("mkdir");
+    wal.reset(5).expect("reset");
+    wal.append(&proposed_value()).expect("append");
+    wal.flush_sync().expect("flush");
+    assert_eq!(WalFile::open(&path).expect("reopen").2, vec![proposed_value()]);
+}
+
+#[test]
+fn a_large_buffer_is_written_out_before_the_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wal");
+    let (mut wal, _, _) = WalFile::open(&path).expect("open");
+    wal.reset(5).expect("reset");
+    let v = vote(VoteType::Prevote, 0, Some(7));
+    let n = WRITE_THROUGH_BYTES / record_len(&v) + 2;
+    for _ in 0..n {
+        wal.append(&v).expect("append");
+    }
+    // Written (not yet synced) once the buffer passed the threshold.
+    assert!(fs::metadata(&path).expect("stat").len() >= WRITE_THROUGH_BYTES as u64);
+    wal.flush_sync().expect("flush");
+    let (_, _, got) = WalFile::open(&path).expect("reopen");
+    assert_eq!(got.len(), n);
+    assert!(got.iter().all(|e| *e == v));
 }

@@ -14,25 +14,39 @@
 //! a message or log entry then has one tag byte naming its variant (see
 //! the `MSG_*` and `WAL_*` constants), and evidence its kind.
 //!
-//! | value | encoding |
-//! |-------|----------|
-//! | height | u64 |
-//! | round | i64: -1 is nil, 0 to `u32::MAX` a round; anything else is refused |
-//! | defined round | a round that must not be nil (the round of a proposal, a vote, a certificate, a proposed value): signed bytes map nil to `u32::MAX`, so accepting it would give two values one signature |
-//! | address, block id | 32 bytes |
-//! | nil-or-block | u8 0 (nil), or u8 1 and the 32-byte block id |
-//! | vote type | u8: 1 prevote, 2 precommit (as [`VoteKind`](crate::chain::VoteKind)) |
-//! | signature | u16 length and the compact FN-DSA-1024 signature ([`Writer::sig`]); other algorithms are refused |
-//! | vote | type, height, defined round, nil-or-block, validator |
-//! | proposal | height, defined round, block id, polka round (may be nil), proposer |
-//! | signed vote or proposal | the message, then its signature |
-//! | polka certificate | height, defined round, block id, u32 count (at most [`MAX_CERTIFICATE_SIGNATURES`]), then per signer: address, signature |
-//! | round certificate | height, defined round, u8 type (1 skip, 2 precommit), u32 count (as above), then per signer: vote type, nil-or-block, address, signature |
-//! | evidence | u8 1 and two signed votes, or u8 2 and two signed proposals |
-//! | block request | height, 32-byte hash |
-//! | block | the rest of the input is [`Block::encode`]'s bytes (no length: a block is always last, and its own decoder is strict) |
-//! | timeout | round (may be nil), u8 kind: 1 propose, 2 prevote, 3 precommit, 4 rebroadcast, 5 finalize-height followed by u64 seconds and u32 nanoseconds (below 10^9) |
-//! | proposed value | height, defined round, valid round (may be nil), proposer, block id, u8 validity (1 valid, 2 invalid), u8 origin (1 consensus, 2 sync) |
+//! - height: u64;
+//! - round: i64, -1 for nil and 0 to `u32::MAX` for a round; anything
+//!   else is refused;
+//! - defined round: a round that must not be nil (the round of a
+//!   proposal, a vote, a certificate, a proposed value), refused both ways
+//!   when nil: signed bytes map nil to `u32::MAX`, so accepting it would
+//!   give two values one signature;
+//! - address, block id: 32 bytes;
+//! - nil-or-block: u8 0 (nil), or u8 1 and the 32-byte block id;
+//! - vote type: u8 1 prevote, 2 precommit (as
+//!   [`VoteKind`](crate::chain::VoteKind));
+//! - signature: u16 length and the compact FN-DSA-1024 signature
+//!   ([`Writer::sig`]); other algorithms are refused;
+//! - vote: type, height, defined round, nil-or-block, validator;
+//! - proposal: height, defined round, block id, polka round (may be nil),
+//!   proposer;
+//! - signed vote or proposal: the message, then its signature;
+//! - polka certificate: height, defined round, block id, u32 count (at
+//!   most [`MAX_CERTIFICATE_SIGNATURES`]), then per signer: address,
+//!   signature;
+//! - round certificate: height, defined round, u8 type (1 skip,
+//!   2 precommit), u32 count (as above), then per signer: vote type,
+//!   nil-or-block, address, signature;
+//! - evidence: u8 1 and two signed votes, or u8 2 and two signed proposals;
+//! - block request: height, 32-byte hash;
+//! - block: the rest of the input is [`Block::encode`]'s bytes (no
+//!   length: a block is always last, and its own decoder is strict);
+//! - timeout: round (may be nil), u8 kind: 1 propose, 2 prevote,
+//!   3 precommit, 4 rebroadcast, or 5 finalize-height followed by u64
+//!   seconds and u32 nanoseconds (below 10^9);
+//! - proposed value: height, defined round, valid round (may be nil),
+//!   proposer, block id, u8 validity (1 valid, 2 invalid), u8 origin
+//!   (1 consensus, 2 sync).
 //!
 //! Certificates keep their signatures in the order given: duplicates and
 //! order are for the certificate checks (in [`super::signing`]) to judge,

@@ -95,6 +95,9 @@ pub struct NodeService {
     config: ServiceConfig,
     tip: watch::Sender<u64>,
     wake: Notify,
+    /// Signalled whenever transactions are admitted (a proposer waiting
+    /// for some stops waiting).
+    admitted: Notify,
     recent: Mutex<RecentBlocks>,
     metrics: ServiceMetrics,
     last_block: Mutex<Option<Instant>>,
@@ -180,6 +183,7 @@ impl NodeService {
             config,
             tip: tip_tx,
             wake: Notify::new(),
+            admitted: Notify::new(),
             recent: Mutex::new(RecentBlocks::default()),
             metrics,
             last_block: Mutex::new(None),
@@ -285,6 +289,9 @@ impl NodeService {
             }
         };
         let out = self.insert_checked(checked);
+        if out.iter().any(|r| r.is_ok()) {
+            self.admitted.notify_waiters();
+        }
         if self.mempool().ready_count() >= self.config.max_block_txs {
             self.wake.notify_one();
         }

@@ -184,8 +184,10 @@ impl NodeService {
         let mut bytes = 0;
         let mut h = from.max(1);
         while h <= tip && blocks.len() < max as usize && (bytes < MAX_SYNC_BYTES || blocks.is_empty()) {
-            let Some(block) = self.block_at(h)? else { break };
-            let encoded = block.encode()?;
+            // As stored: no decode and re-encode per block served.
+            let Some(encoded) = self.chain.block_bytes(h)? else {
+                break;
+            };
             bytes += encoded.len();
             blocks.push(encoded);
             h += 1;
@@ -591,8 +593,17 @@ impl ValidatorTask {
         let wait = self.config.empty_block_wait.min(within / 2);
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + wait;
-            while service.mempool().ready_count() == 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            loop {
+                // Registered before the check, so an admission in between
+                // is not missed.
+                let admitted = service.admitted.notified();
+                if service.mempool().ready_count() > 0 {
+                    break;
+                }
+                tokio::select! {
+                    () = admitted => {}
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
             }
             let built = tokio::task::spawn_blocking(move || {
                 let limits = BlockLimits {
