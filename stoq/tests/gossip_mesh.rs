@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::*;
-use stoq::gossip::MessageId;
+use stoq::gossip::{MessageId, Spread};
 use stoq::Incoming;
 
 const NODES: usize = 5;
@@ -34,15 +34,23 @@ async fn full_mesh_delivers_every_publication_exactly_once() {
             n.connections().len() == NODES - 1
         })
         .await;
+        // Direct publications go to the peers known to subscribe.
+        wait_until(&format!("node {i} to know its peers' subscriptions"), || {
+            n.gossip().subscribed_peers("blocks") == NODES - 1
+        })
+        .await;
     }
 
     // Who published what.
     let mut origin_of: HashMap<MessageId, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for k in 0..PER_NODE {
+            // Half relayed through the mesh, half sent straight to every
+            // subscriber: both arrive exactly once.
+            let spread = if k % 2 == 0 { Spread::Mesh } else { Spread::Direct };
             let id = n
                 .gossip()
-                .publish("blocks", Bytes::from(format!("block {i}/{k}")))
+                .publish_with("blocks", Bytes::from(format!("block {i}/{k}")), spread)
                 .unwrap();
             assert!(origin_of.insert(id, i).is_none(), "message ids are unique");
         }

@@ -86,6 +86,14 @@ fn block_app(service: &Arc<NodeService>, config: &NodeConfig, genesis: &Genesis)
     Ok(app)
 }
 
+/// Raises a validator's STOQ limits so that a whole block travels in one
+/// message (frame and gossip payload).
+pub(crate) fn raise_limits_for_blocks(config: &mut stoq::EndpointConfig) {
+    let block = hypermesh::types::MAX_BLOCK_BYTES + (1 << 20);
+    config.limits.max_frame_len = config.limits.max_frame_len.max(block + 1024);
+    config.gossip.max_payload = config.gossip.max_payload.max(block);
+}
+
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
     let genesis = GenesisFile::load(&config.genesis)?;
@@ -132,10 +140,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     .accept_unenrolled_clients();
     let mut stoq_config = config.stoq.clone();
     if consensus {
-        // Whole blocks travel in one message.
-        let block = hypermesh::types::MAX_BLOCK_BYTES + (1 << 20);
-        stoq_config.limits.max_frame_len = stoq_config.limits.max_frame_len.max(block + 1024);
-        stoq_config.gossip.max_payload = stoq_config.gossip.max_payload.max(block);
+        raise_limits_for_blocks(&mut stoq_config);
     }
     let endpoint =
         Endpoint::bind(stoq_config, tls).with_context(|| format!("binding STOQ on {}", config.stoq.listen))?;

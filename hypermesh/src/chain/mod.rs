@@ -118,6 +118,10 @@ pub struct Committed {
     pub encoded_len: u64,
 }
 
+/// Transactions a node has checked already (its mempool): for each of
+/// the given transactions, the checked one identical to it, or `None`.
+pub type KnownTxs<'a> = dyn Fn(&[Arc<crate::types::Transaction>]) -> Vec<Option<CheckedTx>> + Send + Sync + 'a;
+
 /// A node's chain: database, runtime and tip.
 pub struct Chain {
     runtime: Runtime,
@@ -388,12 +392,30 @@ impl Chain {
         keys: &KeyCache,
         threads: usize,
     ) -> std::result::Result<Vec<CheckedTx>, (usize, TxError)> {
+        self.check_txs_known(block, keys, threads, &|txs| vec![None; txs.len()])
+    }
+
+    /// [`Chain::check_txs`], taking from `known` the transactions this
+    /// node has checked already (its mempool): an identical transaction
+    /// (body, work nonce, signature) from the same account (which fixes
+    /// the key) passes the same checks. Only the others are verified: a
+    /// validator that admitted a block's transactions as they were
+    /// gossiped verifies each signature once, not twice.
+    pub fn check_txs_known(
+        &self,
+        block: &Block,
+        keys: &KeyCache,
+        threads: usize,
+        known: &KnownTxs<'_>,
+    ) -> std::result::Result<Vec<CheckedTx>, (usize, TxError)> {
         for tx in &block.txs {
             if let Some(k) = tx.body.sender.key() {
                 keys.insert(k.clone());
             }
         }
         let params = self.runtime.params();
+        let mut found = known(&block.txs);
+        found.resize(block.txs.len(), None);
         let reader = std::sync::OnceLock::new();
         let registered = |account: &AccountId| -> Option<stoq::crypto::PublicKey> {
             let r = reader
@@ -403,17 +425,21 @@ impl Chain {
             keys.insert(key.clone());
             Some(key)
         };
-        let indexed: Vec<(usize, &Arc<crate::types::Transaction>)> = block.txs.iter().enumerate().collect();
-        let check = |(i, tx): &(usize, &Arc<crate::types::Transaction>)| {
+        let todo: Vec<usize> = (0..block.txs.len()).filter(|&i| found[i].is_none()).collect();
+        let check = |&i: &usize| {
+            let tx = &block.txs[i];
             let account = tx.body.sender.account();
             let key = match tx.body.sender.key() {
                 Some(_) => None,
                 None => keys.get(&account).or_else(|| registered(&account)),
             };
-            CheckedTx::check_shared(Arc::clone(tx), &params.chain_id, params.pow_bits, key.as_ref())
-                .map_err(|e| (*i, e))
+            CheckedTx::check_shared(Arc::clone(tx), &params.chain_id, params.pow_bits, key.as_ref()).map_err(|e| (i, e))
         };
-        crate::mempool::par_map(&indexed, threads, check).into_iter().collect()
+        let checked = crate::mempool::par_map(&todo, threads, check);
+        for (i, r) in todo.into_iter().zip(checked) {
+            found[i] = Some(r?);
+        }
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Executes a proposed block on top of the tip and checks every header

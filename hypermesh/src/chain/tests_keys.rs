@@ -117,6 +117,27 @@ fn the_first_transaction_registers_the_key_and_later_ones_name_the_account() {
         b.check_txs(&forged, &KeyCache::new(8), 1),
         Err((0, TxError::UnknownSender { .. }))
     ));
+
+    // With B's mempool holding alice's transfer, the block's identical copy
+    // is taken from there unverified; a copy with the same sender and nonce
+    // under another signature is not, and is refused.
+    let mut pool = crate::mempool::Mempool::new(crate::mempool::MempoolConfig::default());
+    pool.insert(with(&a2, alice), 2, 1).expect("admitted");
+    let known = |txs: &[Arc<Transaction>]| txs.iter().map(|t| pool.get_same(t).cloned()).collect();
+    let reused = b.check_txs_known(&block, &KeyCache::new(8), 1, &known).expect("known");
+    let held = pool.get_same(&block.txs[0]).expect("held");
+    assert!(
+        Arc::ptr_eq(reused[0].shared_tx(), held.shared_tx()),
+        "the mempool's copy"
+    );
+    let mut evil = a2.clone();
+    evil.signature = bob.sign(&evil.body.sighash().expect("sighash")).expect("sign");
+    assert!(pool.get_same(&evil).is_none());
+    forged.txs = vec![Arc::new(evil)];
+    assert_eq!(
+        b.check_txs_known(&forged, &KeyCache::new(8), 1, &known).map(|_| ()),
+        Err((0, TxError::BadSignature))
+    );
 }
 
 /// Block 1 proposed (not committed) on `chain` with each user's first

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::context::ValidatorSet;
 use super::evidence::Evidence;
-use crate::chain::{Chain, CommitCertificate, Committed, Executed};
+use crate::chain::{Chain, CommitCertificate, Committed, Executed, KnownTxs};
 use crate::codec::{Hash, ReadExt, Reader, Writer};
 use crate::error::{Error, Result};
 use crate::modules::staking;
@@ -118,6 +118,8 @@ pub struct BlockApp {
     time_proof: Option<(Hash, Vec<u8>)>,
     /// Equivocation evidence waiting for a block, in arrival order.
     evidence: Vec<Evidence>,
+    /// Transactions this node checked on admission (its mempool).
+    known: Option<Arc<KnownTxs<'static>>>,
 }
 
 /// What the next block's proof of stake is checked against.
@@ -141,7 +143,15 @@ impl BlockApp {
             plot: None,
             time_proof: None,
             evidence: Vec::new(),
+            known: None,
         }
+    }
+
+    /// Skips the signature checks of a proposed block's transactions that
+    /// `known` (the node's mempool) holds: they passed them on admission.
+    pub fn with_known_txs(mut self, known: Arc<KnownTxs<'static>>) -> Self {
+        self.known = Some(known);
+        self
     }
 
     /// Answers the proof-of-space challenges of this validator's blocks
@@ -265,9 +275,14 @@ impl BlockApp {
         self.check_time(block)?;
         self.check_space(block)?;
         let slashed = self.check_evidence(block)?;
+        let none = |txs: &[Arc<crate::types::Transaction>]| vec![None; txs.len()];
+        let known: &KnownTxs<'_> = match &self.known {
+            Some(k) => k.as_ref(),
+            None => &none,
+        };
         let txs = self
             .chain
-            .check_txs(block, &self.keys, self.threads)
+            .check_txs_known(block, &self.keys, self.threads, known)
             .map_err(|(i, e)| Error::InvalidBlock(format!("transaction {i}: {e}")))?;
         let executed = self.chain.validate_slashing(block, txs, now_ms, slashed)?;
         if executed.hash != hash {

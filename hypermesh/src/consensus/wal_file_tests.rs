@@ -258,11 +258,63 @@ fn an_intact_record_that_does_not_decode_is_an_error_and_left_alone() {
     let len = 2u32.to_be_bytes();
     bytes.extend_from_slice(&len);
     bytes.extend_from_slice(&payload);
-    bytes.extend_from_slice(&checksum(&[&len, &payload]));
+    bytes.extend_from_slice(&Checksum::Crc32.of(&[&len, &payload])[..4]);
     fs::write(&path, &bytes).expect("write");
     let m = store_error(WalFile::open(&path));
     assert!(m.contains("does not decode") && m.contains("Move the file away"), "{m}");
     assert_eq!(fs::read(&path).expect("read"), bytes, "nothing cut");
+}
+
+/// A version 1 log (SHA3 checksums) of `entries` at `height`, as the node
+/// wrote them before version 2.
+fn v1_log(height: u64, entries: &[WalEntry]) -> Vec<u8> {
+    let mut bytes = MAGIC.to_vec();
+    bytes.push(1);
+    bytes.extend_from_slice(&height.to_be_bytes());
+    let sum = Checksum::Sha3.of(&[&bytes]);
+    bytes.extend_from_slice(&sum);
+    for e in entries {
+        let payload = encode_wal_entry(e).expect("encode");
+        let len = (payload.len() as u32).to_be_bytes();
+        bytes.extend_from_slice(&len);
+        bytes.extend_from_slice(&payload);
+        bytes.extend_from_slice(&Checksum::Sha3.of(&[&len, &payload]));
+    }
+    bytes
+}
+
+#[test]
+fn a_version_1_log_is_read_appended_to_in_its_format_and_reset_to_version_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wal");
+    let first = vote(VoteType::Prevote, 0, Some(1));
+    fs::write(&path, v1_log(5, std::slice::from_ref(&first))).expect("write");
+    let (mut wal, height, got) = WalFile::open(&path).expect("open");
+    assert_eq!((height, got), (Some(5), vec![first.clone()]));
+    // Appending keeps the file's format: it reads back whole.
+    let second = proposed_value();
+    wal.append(&second).expect("append");
+    wal.flush_sync().expect("flush");
+    drop(wal);
+    assert_eq!(
+        fs::read(&path).expect("read"),
+        v1_log(5, &[first.clone(), second.clone()])
+    );
+    let (wal, _, got) = WalFile::open(&path).expect("reopen");
+    assert_eq!(got, vec![first, second]);
+    // A torn version 1 tail is cut like a version 2 one.
+    let mut torn = v1_log(5, &[proposed_value()]);
+    let good = torn.len();
+    torn.extend_from_slice(&[0, 0, 0, 9, 1, 2]);
+    fs::write(&path, &torn).expect("write");
+    drop(wal);
+    let (mut wal, _, got) = WalFile::open(&path).expect("open torn");
+    assert_eq!(got, vec![proposed_value()]);
+    assert_eq!(fs::metadata(&path).expect("stat").len(), good as u64);
+    // A reset writes version 2.
+    wal.reset(6).expect("reset");
+    let bytes = fs::read(&path).expect("read");
+    assert_eq!((bytes.len(), bytes[8]), (HEADER_BYTES, FORMAT_VERSION));
 }
 
 #[test]

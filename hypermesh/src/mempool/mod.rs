@@ -35,7 +35,7 @@ use queue::{Journal, Pool, Slot};
 
 use crate::codec::Hash;
 use crate::error::TxError;
-use crate::types::{AccountId, CheckedTx};
+use crate::types::{AccountId, CheckedTx, Transaction};
 
 /// How much more per gas (in percent) a transaction must offer to replace
 /// a pending one with the same sender and nonce.
@@ -295,6 +295,13 @@ impl Mempool {
     pub fn get(&self, hash: &Hash) -> Option<&CheckedTx> {
         let (id, nonce) = self.pool.locate(hash)?;
         self.pool.senders.get(&id)?.txs.get(&nonce).map(|slot| &slot.tx)
+    }
+
+    /// The held transaction identical to `tx` (same sender and nonce, and
+    /// equal in every field), found without hashing it.
+    pub fn get_same(&self, tx: &Transaction) -> Option<&CheckedTx> {
+        let held = self.pool.senders.get(&tx.body.sender_id())?.txs.get(&tx.body.nonce)?;
+        (held.tx.tx() == tx).then_some(&held.tx)
     }
 
     /// Whether `hash` is held.

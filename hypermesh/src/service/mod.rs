@@ -394,7 +394,7 @@ impl NodeService {
     }
 
     /// A committed block from memory if recent, else from the database.
-    pub(crate) fn block_at(&self, height: u64) -> Result<Option<Arc<Block>>> {
+    pub fn block_at(&self, height: u64) -> Result<Option<Arc<Block>>> {
         {
             let recent = match self.recent.lock() {
                 Ok(g) => g,

@@ -30,6 +30,7 @@ use bytes::Bytes;
 use malachite_types::Timeout;
 use stoq::crypto::{KeyPair, NodeId};
 use stoq::endpoint::{Incoming, RpcError, RpcRequest};
+use stoq::gossip::Spread;
 use stoq::Endpoint;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -212,6 +213,17 @@ impl NodeService {
         shutdown: CancellationToken,
     ) -> Result<tokio::task::JoinHandle<()>> {
         let chain_id = self.chain.chain_id().to_string();
+        // A proposed block's transactions admitted here were verified on
+        // admission; checking the block skips them. Weak: the app must not
+        // keep the service alive.
+        let service = Arc::downgrade(self);
+        let app = app.with_known_txs(Arc::new(move |txs: &[Arc<crate::types::Transaction>]| {
+            let Some(service) = service.upgrade() else {
+                return vec![None; txs.len()];
+            };
+            let pool = service.mempool();
+            txs.iter().map(|tx| pool.get_same(tx).cloned()).collect()
+        }));
         let (wal, wal_height, entries) = WalFile::open(&config.wal_path)?;
         let next = app.next_height();
         let validators = app.validators();
@@ -273,7 +285,9 @@ impl NodeService {
         let topic = tx_topic(chain_id);
         let forward: super::TxForward = Box::new(move |txs: &[Bytes]| {
             for chunk in txs.chunks(TX_BATCH) {
-                if let Err(e) = endpoint.gossip().publish(&topic, tx_batch(chunk)) {
+                // Straight to every validator: relaying batches that every
+                // validator already got from the publisher only costs.
+                if let Err(e) = endpoint.gossip().publish_with(&topic, tx_batch(chunk), Spread::Direct) {
                     warn!(error = %e, "gossiping transactions failed");
                 }
             }
@@ -481,9 +495,15 @@ impl ValidatorTask {
         }
     }
 
+    /// Queues evidence for this validator's next block, waking a proposer
+    /// that waits for something to include.
     fn queue_evidence(&self, e: Evidence) {
         let app = self.app.clone();
-        tokio::task::spawn_blocking(move || super::lock(&app).add_evidence(e));
+        let service = self.service.clone();
+        tokio::task::spawn_blocking(move || {
+            super::lock(&app).add_evidence(e);
+            service.admitted.notify_waiters();
+        });
     }
 
     fn carry_out(&mut self, output: CoreOutput) {
@@ -504,9 +524,20 @@ impl ValidatorTask {
             }
             CoreOutput::Broadcast(msg) => {
                 self.sync_wal();
+                // Whole blocks go straight to every validator (one that
+                // misses one asks the proposer for it); votes and the rest,
+                // small, are relayed through the mesh too.
+                let spread = match msg {
+                    Message::Block(_) => Spread::Direct,
+                    _ => Spread::Mesh,
+                };
                 match encode_message(&msg) {
                     Ok(bytes) => {
-                        if let Err(e) = self.endpoint.gossip().publish(&self.topic, Bytes::from(bytes)) {
+                        if let Err(e) = self
+                            .endpoint
+                            .gossip()
+                            .publish_with(&self.topic, Bytes::from(bytes), spread)
+                        {
                             debug!(error = %e, "broadcast failed");
                         }
                     }
@@ -584,8 +615,9 @@ impl ValidatorTask {
         }
     }
 
-    /// Builds a block when transactions are ready, or after
-    /// `empty_block_wait` (within the engine's deadline) without any.
+    /// Builds a block when transactions or equivocation evidence are
+    /// ready, or after `empty_block_wait` (within the engine's deadline)
+    /// without any.
     fn build(&mut self, height: u64, round: malachite_types::Round, within: Duration) {
         let app = self.app.clone();
         let inputs = self.inputs.clone();
@@ -597,7 +629,10 @@ impl ValidatorTask {
                 // Registered before the check, so an admission in between
                 // is not missed.
                 let admitted = service.admitted.notified();
-                if service.mempool().ready_count() > 0 {
+                // The app is busy (locked) only while checking or
+                // committing: then it has nothing new to include.
+                let evidence = app.try_lock().is_ok_and(|a| a.pending_evidence() > 0);
+                if evidence || service.mempool().ready_count() > 0 {
                     break;
                 }
                 tokio::select! {

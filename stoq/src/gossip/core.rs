@@ -42,6 +42,19 @@ impl Default for GossipConfig {
     }
 }
 
+/// How far a local publication travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// To up to `fanout` peers, each relaying it onward: it reaches nodes
+    /// the publisher has no connection to.
+    Mesh,
+    /// To every peer subscribed to the topic, none relaying it: for
+    /// members of a full mesh (validators connected to each other), where
+    /// relays would only multiply the traffic of large payloads. A member
+    /// not connected to the publisher misses it.
+    Direct,
+}
+
 /// Counters of a [`GossipCore`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GossipStats {
@@ -178,6 +191,16 @@ impl<P: Clone + Ord + fmt::Debug> GossipCore<P> {
         self.peers.get(p)
     }
 
+    /// The peers that announced `topic`: those a direct publication on it
+    /// reaches.
+    pub fn subscribers(&self, topic: &str) -> impl Iterator<Item = &P> + '_ {
+        let topic = topic.to_owned();
+        self.peers
+            .iter()
+            .filter(move |(_, topics)| topics.contains(&topic))
+            .map(|(p, _)| p)
+    }
+
     /// Subscribes the local node to `topic` and returns the Subscribe
     /// announcements for every peer (none if already subscribed).
     pub fn subscribe(&mut self, topic: &str) -> Result<Vec<Effect<P>>, GossipError> {
@@ -227,6 +250,17 @@ impl<P: Clone + Ord + fmt::Debug> GossipCore<P> {
         payload: Bytes,
         now: Instant,
     ) -> Result<(MessageId, Vec<Effect<P>>), GossipError> {
+        self.publish_with(topic, payload, Spread::Mesh, now)
+    }
+
+    /// [`GossipCore::publish`], spreading the publication as `spread` says.
+    pub fn publish_with(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        spread: Spread,
+        now: Instant,
+    ) -> Result<(MessageId, Vec<Effect<P>>), GossipError> {
         validate_topic(topic)?;
         if self.local_origin.len() > MAX_ORIGIN_LEN {
             return Err(GossipError::OriginTooLong(self.local_origin.len()));
@@ -234,20 +268,28 @@ impl<P: Clone + Ord + fmt::Debug> GossipCore<P> {
         self.check_payload(&payload)?;
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
-        let p = Publish::new(topic.to_owned(), self.local_origin.clone(), seq, payload);
+        let (topic_owned, origin) = (topic.to_owned(), self.local_origin.clone());
+        let p = match spread {
+            Spread::Mesh => Publish::new(topic_owned, origin, seq, payload),
+            Spread::Direct => Publish::new_direct(topic_owned, origin, seq, payload),
+        };
         let id = p.id;
         self.seen.insert(id, now);
         self.stats.published += 1;
-        let targets = self.select_targets(topic, None);
+        let targets = match spread {
+            Spread::Mesh => self.select_targets(topic, None),
+            Spread::Direct => self.subscribers(topic).cloned().collect(),
+        };
         tracing::trace!(?id, topic, peers = targets.len(), "gossip publish");
         Ok((id, Self::sends(targets, &p)))
     }
 
     /// Handles a message received from peer `from`.
     ///
-    /// - Publish: refused if invalid (topic, origin, payload size, id not
-    ///   matching the contents); dropped and counted as a duplicate if
-    ///   already seen; otherwise marked seen, delivered if subscribed, and
+    /// - Publish: refused if its payload is too large; dropped and counted
+    ///   as a duplicate if its id was seen (without hashing it); refused if
+    ///   its id does not match its contents; otherwise marked seen,
+    ///   delivered if subscribed, and
     ///   relayed with `hops + 1` to up to `fanout` peers other than `from`
     ///   while `hops + 1 < max_hops`.
     /// - Subscribe / Unsubscribe: updates the topics of `from`; a Subscribe
@@ -276,15 +318,44 @@ impl<P: Clone + Ord + fmt::Debug> GossipCore<P> {
                 topics.remove(&topic);
                 Ok(Vec::new())
             }
-            GossipWire::Publish(p) => self.handle_publish(from, p, now),
+            GossipWire::Publish(p) => {
+                self.check_payload(&p.payload)?;
+                // A copy of a message already seen is dropped unhashed:
+                // its id was verified when it entered the cache, and a
+                // forged copy claiming it changes nothing.
+                if self.note_duplicate(&p.id) {
+                    return Ok(Vec::new());
+                }
+                p.verify()?;
+                self.relay(from, p, now)
+            }
         }
     }
 
-    fn handle_publish(&mut self, from: P, mut p: Publish, now: Instant) -> Result<Vec<Effect<P>>, GossipError> {
+    /// Whether a publication with `id` was seen already, counting it as a
+    /// duplicate if so: a caller can skip hashing a copy it would drop.
+    pub fn note_duplicate(&mut self, id: &MessageId) -> bool {
+        let seen = self.seen.contains(id);
+        if seen {
+            self.stats.duplicates += 1;
+        }
+        seen
+    }
+
+    /// [`GossipCore::handle`] of a publication whose id the caller has
+    /// checked with [`Publish::verify`] (outside any lock around the
+    /// core: hashing a large payload takes a while).
+    pub fn handle_verified(&mut self, from: P, p: Publish, now: Instant) -> Result<Vec<Effect<P>>, GossipError> {
+        if !self.peers.contains_key(&from) {
+            return Err(GossipError::UnknownPeer(format!("{from:?}")));
+        }
         self.check_payload(&p.payload)?;
-        // Decoding verified the id already; values built by hand have not
-        // been, and a forged id must never reach the seen cache.
-        p.verify()?;
+        self.relay(from, p, now)
+    }
+
+    /// Marks a verified publication seen, delivers it if subscribed and
+    /// relays it.
+    fn relay(&mut self, from: P, mut p: Publish, now: Instant) -> Result<Vec<Effect<P>>, GossipError> {
         if !self.seen.insert(p.id, now) {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
@@ -491,12 +562,88 @@ mod tests {
             .expect("handle");
         assert_eq!(eff.len(), 1);
         assert!(matches!(&eff[0], Effect::Deliver { .. }));
-        // hops 255 does not overflow.
+        // hops 254 does not overflow (255 marks a direct publication).
         let eff = c
-            .handle(1, GossipWire::Publish(foreign("t", 3, 255)), now)
+            .handle(1, GossipWire::Publish(foreign("t", 3, 254)), now)
             .expect("handle");
         assert_eq!(eff.len(), 1);
         assert_eq!(c.stats().delivered, 3);
+    }
+
+    #[test]
+    fn seen_ids_are_dropped_unhashed_and_forgeries_never_enter() {
+        let now = Instant::now();
+        let mut c = core(6);
+        c.add_peer(1);
+        c.add_peer(2);
+        c.subscribe("t").expect("subscribe");
+        let genuine = foreign("t", 1, 0);
+        let mut forged = genuine.clone();
+        forged.payload = Bytes::from_static(b"evil");
+        // A forgery of an id not seen yet is hashed and refused, leaving
+        // no trace.
+        assert_eq!(
+            c.handle(1, GossipWire::Publish(forged.clone()), now).err(),
+            Some(GossipError::IdMismatch)
+        );
+        assert!(!c.has_seen(&genuine.id));
+        let eff = c.handle(2, GossipWire::Publish(genuine.clone()), now).expect("genuine");
+        assert!(eff
+            .iter()
+            .any(|e| matches!(e, Effect::Deliver { payload, .. } if payload == &genuine.payload)));
+        // A copy claiming a seen id is dropped without being hashed: the
+        // genuine content was delivered already.
+        let eff = c
+            .handle(1, GossipWire::Publish(forged), now)
+            .expect("a copy of a seen id is dropped");
+        assert!(eff.is_empty());
+        assert_eq!(c.stats().duplicates, 1);
+        assert!(c.note_duplicate(&genuine.id));
+        assert_eq!(c.stats().duplicates, 2);
+        // The verified path still refuses unknown peers, and relays.
+        assert!(matches!(
+            c.handle_verified(9, foreign("t", 2, 0), now),
+            Err(GossipError::UnknownPeer(_))
+        ));
+        let eff = c.handle_verified(1, foreign("t", 2, 0), now).expect("verified");
+        assert_eq!(eff.len(), 2, "delivered and relayed to peer 2: {eff:?}");
+    }
+
+    #[test]
+    fn direct_publications_reach_every_subscriber_and_are_not_relayed() {
+        let now = Instant::now();
+        let mut c = core(7);
+        for p in 0..20 {
+            c.add_peer(p);
+        }
+        // More subscribers than the fan-out: a direct publication reaches
+        // them all, and nobody else.
+        let subscribers: BTreeSet<u32> = (0..10).collect();
+        for &p in &subscribers {
+            c.handle(p, GossipWire::Subscribe("t".into()), now).expect("subscribe");
+        }
+        let (id, eff) = c
+            .publish_with("t", Bytes::from_static(b"block"), Spread::Direct, now)
+            .expect("publish");
+        let s = sends(&eff);
+        let to: BTreeSet<u32> = s.iter().map(|(to, _)| *to).collect();
+        assert_eq!(to, subscribers);
+        assert!(s
+            .iter()
+            .all(|(_, m)| matches!(m, GossipWire::Publish(p) if p.is_direct() && p.id == id)));
+
+        // A receiver delivers one, relays none, and drops a second copy.
+        let mut r = core(8);
+        r.add_peer(1);
+        r.add_peer(2);
+        r.subscribe("t").expect("subscribe");
+        let direct = Publish::new_direct("t".into(), Bytes::from_static(b"other"), 1, Bytes::from_static(b"x"));
+        let eff = r.handle(1, GossipWire::Publish(direct.clone()), now).expect("direct");
+        assert_eq!(eff.len(), 1);
+        assert!(matches!(&eff[0], Effect::Deliver { .. }));
+        assert_eq!(r.stats().forwarded, 0);
+        assert!(r.handle(1, GossipWire::Publish(direct), now).expect("copy").is_empty());
+        assert_eq!(r.stats().duplicates, 1);
     }
 
     #[test]

@@ -26,9 +26,11 @@ mod seen;
 mod sim;
 mod wire;
 
-pub use self::core::{Effect, GossipConfig, GossipCore, GossipStats};
+pub use self::core::{Effect, GossipConfig, GossipCore, GossipStats, Spread};
 pub use self::seen::SeenCache;
-pub use self::wire::{validate_topic, GossipWire, MessageId, Publish, MAX_ORIGIN_LEN, MAX_TOPIC_LEN, WIRE_VERSION};
+pub use self::wire::{
+    validate_topic, GossipWire, MessageId, Publish, MAX_ORIGIN_LEN, MAX_TOPIC_LEN, NO_RELAY_HOPS, WIRE_VERSION,
+};
 
 /// Errors of the gossip codec and core.
 ///
@@ -73,6 +75,10 @@ pub enum GossipError {
     /// The id carried by a Publish is not the hash of its contents.
     #[error("message id does not match its contents")]
     IdMismatch,
+    /// A direct publication ([`NO_RELAY_HOPS`]) arrived from another peer
+    /// than its origin: only the publisher sends those.
+    #[error("a direct publication came from a peer other than its origin")]
+    DirectNotFromOrigin,
     /// A message came from a peer that was never added (or was removed).
     #[error("message from unknown peer {0}")]
     UnknownPeer(String),

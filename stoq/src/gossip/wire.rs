@@ -13,7 +13,10 @@
 //! at most [`MAX_ORIGIN_LEN`] bytes. Every length is bounded by the width of
 //! its prefix and checked against the remaining input before anything is
 //! copied; the payload of a decoded Publish is a zero-copy slice of the input.
-//! Decoding a Publish recomputes its id and refuses a mismatch.
+//! Decoding a Publish does not hash it: its id is as claimed until
+//! [`Publish::verify`] (which the gossip core runs before an id enters its
+//! seen cache), so a relayed copy of a message already seen costs a lookup,
+//! not a hash of its payload.
 
 use std::fmt;
 
@@ -32,8 +35,15 @@ pub const MAX_ORIGIN_LEN: usize = 64;
 const TAG_PUBLISH: u8 = 0x01;
 const TAG_SUBSCRIBE: u8 = 0x02;
 const TAG_UNSUBSCRIBE: u8 = 0x03;
+/// The hop count a publisher writes on a publication it sent to every
+/// subscriber itself ([`Spread::Direct`](super::Spread::Direct)): no
+/// receiver relays it, whatever its `max_hops` (at most 255). Its id is
+/// [`MessageId::compute_direct`], and only its origin may send it.
+pub const NO_RELAY_HOPS: u8 = u8::MAX;
 /// Domain separation prefix of [`MessageId::compute`].
 const ID_DOMAIN: &[u8] = b"stoq-gossip-v1";
+/// Domain separation prefix of [`MessageId::compute_direct`].
+const DIRECT_ID_DOMAIN: &[u8] = b"stoq-gossip-direct-v1";
 
 /// Content address of a publication: SHA3-256 over its topic, origin,
 /// sequence number and payload.
@@ -57,6 +67,23 @@ impl MessageId {
         h.update(seq.to_be_bytes());
         h.update((payload.len() as u64).to_be_bytes());
         h.update(payload);
+        Self(h.finalize().into())
+    }
+
+    /// The id of a direct publication ([`NO_RELAY_HOPS`]): the same hash
+    /// without the payload. Nobody relays a direct publication and only
+    /// its origin, over its own authenticated connection, may send it, so
+    /// the transport vouches for the payload; the id only names
+    /// `(topic, origin, seq)` for the seen cache, and a large payload is
+    /// not hashed at all.
+    pub fn compute_direct(topic: &str, origin: &[u8], seq: u64) -> Self {
+        let mut h = Sha3_256::new();
+        h.update(DIRECT_ID_DOMAIN);
+        h.update((topic.len() as u64).to_be_bytes());
+        h.update(topic.as_bytes());
+        h.update((origin.len() as u64).to_be_bytes());
+        h.update(origin);
+        h.update(seq.to_be_bytes());
         Self(h.finalize().into())
     }
 
@@ -105,7 +132,9 @@ pub fn validate_topic(topic: &str) -> Result<(), GossipError> {
 /// A publication travelling through the mesh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
-    /// `MessageId::compute(topic, origin, seq, payload)`.
+    /// `MessageId::compute(topic, origin, seq, payload)`, or
+    /// `MessageId::compute_direct(topic, origin, seq)` when `hops` is
+    /// [`NO_RELAY_HOPS`].
     pub id: MessageId,
     /// The topic it was published on.
     pub topic: String,
@@ -113,8 +142,9 @@ pub struct Publish {
     pub origin: Bytes,
     /// The publisher's sequence number.
     pub seq: u64,
-    /// How many relays it went through (0 when sent by the publisher). Not
-    /// covered by the id.
+    /// How many relays it went through (0 when sent by the publisher;
+    /// [`NO_RELAY_HOPS`] for a direct publication). Not covered by the id,
+    /// but it selects how the id is computed.
     pub hops: u8,
     /// The application payload.
     pub payload: Bytes,
@@ -136,11 +166,36 @@ impl Publish {
         }
     }
 
+    /// A direct publication (hop count [`NO_RELAY_HOPS`]), id computed.
+    pub fn new_direct(topic: String, origin: Bytes, seq: u64, payload: Bytes) -> Self {
+        let id = MessageId::compute_direct(&topic, &origin, seq);
+        Self {
+            id,
+            topic,
+            origin,
+            seq,
+            hops: NO_RELAY_HOPS,
+            payload,
+        }
+    }
+
+    /// Whether it is a direct publication: sent by its origin to every
+    /// subscriber, relayed by none.
+    pub fn is_direct(&self) -> bool {
+        self.hops == NO_RELAY_HOPS
+    }
+
     /// Checks the topic, the origin's length and that `id` is the hash of the
-    /// contents (the payload size limit is the core's business).
+    /// contents (the payload size limit is the core's business; that a
+    /// direct publication came from its origin, the transport's).
     pub fn verify(&self) -> Result<(), GossipError> {
         self.check_fields()?;
-        if MessageId::compute(&self.topic, &self.origin, self.seq, &self.payload) != self.id {
+        let expected = if self.is_direct() {
+            MessageId::compute_direct(&self.topic, &self.origin, self.seq)
+        } else {
+            MessageId::compute(&self.topic, &self.origin, self.seq, &self.payload)
+        };
+        if expected != self.id {
             return Err(GossipError::IdMismatch);
         }
         Ok(())
@@ -252,7 +307,7 @@ impl GossipWire {
                     hops,
                     payload,
                 };
-                p.verify()?;
+                p.check_fields()?;
                 Ok(Self::Publish(p))
             }
             _ => {
@@ -328,6 +383,36 @@ mod tests {
         );
         p.hops = hops;
         p
+    }
+
+    #[test]
+    fn direct_ids_name_the_publication_not_its_payload() {
+        let origin = Bytes::from_static(b"origin");
+        let a = Publish::new_direct("t".into(), origin.clone(), 7, Bytes::from_static(b"one"));
+        let b = Publish::new_direct("t".into(), origin.clone(), 7, Bytes::from_static(b"two"));
+        assert_eq!(a.id, b.id, "the payload is not hashed");
+        assert!(a.is_direct() && a.verify().is_ok() && b.verify().is_ok());
+        assert_ne!(
+            a.id,
+            Publish::new_direct("t".into(), origin.clone(), 8, Bytes::new()).id
+        );
+        assert_ne!(
+            a.id,
+            Publish::new_direct("u".into(), origin.clone(), 7, Bytes::new()).id
+        );
+        // A relayed publication with the same fields has another id, and
+        // neither verifies with the other's hop count.
+        let mesh = Publish::new("t".into(), origin, 7, Bytes::from_static(b"one"));
+        assert_ne!(mesh.id, a.id);
+        let mut relabelled = mesh.clone();
+        relabelled.hops = NO_RELAY_HOPS;
+        assert_eq!(relabelled.verify(), Err(GossipError::IdMismatch));
+        let mut undirected = a.clone();
+        undirected.hops = 0;
+        assert_eq!(undirected.verify(), Err(GossipError::IdMismatch));
+        // It round-trips like any other publication.
+        let wire = GossipWire::Publish(a.clone());
+        assert_eq!(roundtrip(&wire), wire);
     }
 
     fn roundtrip(m: &GossipWire) -> GossipWire {
@@ -434,7 +519,11 @@ mod tests {
         let mut p = publish("t", b"o", 1, 0, b"payload");
         p.id.0[0] ^= 1;
         let b = GossipWire::Publish(p).to_bytes().expect("encode");
-        assert_eq!(GossipWire::decode(b), Err(GossipError::IdMismatch));
+        // Decoding takes the id as claimed; verifying it refuses.
+        let Ok(GossipWire::Publish(decoded)) = GossipWire::decode(b) else {
+            panic!("a publish decodes")
+        };
+        assert_eq!(decoded.verify(), Err(GossipError::IdMismatch));
     }
 
     #[test]
@@ -512,8 +601,9 @@ mod tests {
             bit in 0u8..8,
         ) {
             // Flipping any bit of a Publish except the hop count makes decode
-            // fail (bad length, bad topic, or id mismatch) - never a silent
-            // acceptance of altered content.
+            // fail (bad length, bad topic) or the decoded value fail
+            // verification (id mismatch) - never a silent acceptance of
+            // altered content.
             if let GossipWire::Publish(p) = &m {
                 let mut b = BytesMut::from(&m.to_bytes().expect("encode")[..]);
                 let i = idx.index(b.len());
@@ -524,8 +614,13 @@ mod tests {
                         panic!("not a publish");
                     };
                     prop_assert_eq!(q.id, p.id);
+                    // Hops select the id's formula: turning a publication
+                    // direct or back fails verification.
+                    prop_assert_eq!(q.verify().is_ok(), q.is_direct() == p.is_direct());
                 } else {
-                    prop_assert!(res.is_err());
+                    if let Ok(GossipWire::Publish(q)) = res {
+                        prop_assert!(q.verify().is_err());
+                    }
                 }
             }
         }

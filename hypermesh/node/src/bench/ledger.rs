@@ -1,4 +1,4 @@
-//! `hypermesh bench`: the node's speed beside its baselines, in one run on
+//! `hypermesh bench`: one node's speed beside its baselines, in one run on
 //! the same cores.
 //!
 //! 1. **FN-DSA verification bound**: FN-DSA-1024 verifications per second
@@ -18,7 +18,6 @@
 //!    10,000 updates, and state proofs per second.
 
 use std::net::{Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,15 +30,11 @@ use hypermesh::service::{NodeService, ServiceApi, ServiceConfig};
 use hypermesh::state::StateStore;
 use hypermesh::types::Transaction;
 use stoq::crypto::{Algorithm, KeyPair};
-use stoq::tls::{Identity, SecurityMode, TlsContext};
 use stoq::{Endpoint, EndpointConfig};
-use trustchain::ceremony::{self, CeremonyOptions};
-use trustchain::client::{CaClient, Enrollment};
-use trustchain::member::{MemberConfig, MemberNode};
-use trustchain::messages::TokenCreate;
-use trustchain::trust::TrustStore;
 
-/// Arguments of `bench`.
+use super::{pki, process_cpu_secs, verify_rate};
+
+/// Arguments of `bench` (the ledger benchmark).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Transfers to send end to end (measured).
@@ -139,48 +134,6 @@ pub(crate) async fn run(mut a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// FN-DSA-1024 verifications per second over `threads` threads.
-fn verify_rate(threads: usize, duration: Duration, decode: bool) -> f64 {
-    let keys: Vec<KeyPair> = (0..8).map(|_| KeyPair::generate(Algorithm::FnDsa1024)).collect();
-    type Sample = (Vec<u8>, stoq::crypto::PublicKey, Vec<u8>, stoq::crypto::Signature);
-    let samples: Vec<Sample> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            // What a transaction's signature covers: its 64-byte sighash.
-            let msg = vec![i as u8; 64];
-            let sig = k.sign(&msg).expect("sign");
-            (k.public_key().to_compact(), k.public_key().clone(), msg, sig)
-        })
-        .collect();
-    let count = AtomicUsize::new(0);
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (samples, count) = (&samples, &count);
-            s.spawn(move || {
-                let mut i = t;
-                let mut local = 0;
-                while started.elapsed() < duration {
-                    let (raw, decoded, msg, sig) = &samples[i % samples.len()];
-                    let ok = if decode {
-                        let pk = stoq::crypto::PublicKey::from_compact(raw).expect("key");
-                        pk.verify(msg, sig).is_ok()
-                    } else {
-                        decoded.verify(msg, sig).is_ok()
-                    };
-                    if ok {
-                        local += 1;
-                    }
-                    i += 1;
-                }
-                count.fetch_add(local, Ordering::Relaxed);
-            });
-        }
-    });
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
 struct EndToEnd {
     key_misses: u64,
     elapsed: Duration,
@@ -193,88 +146,9 @@ struct EndToEnd {
     cpu_secs: Option<f64>,
 }
 
-/// A 1-of-1 TrustChain member in this process and an enrolled identity
-/// for the node.
-struct Pki {
-    _dir: tempfile::TempDir,
-    member: MemberNode,
-    bundle: Arc<trustchain::TrustBundle>,
-    tls: TlsContext,
-    trust: Arc<TrustStore>,
-}
-
-async fn pki(node_key: &KeyPair) -> anyhow::Result<Pki> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::UdpSocket::bind("[::1]:0")?.local_addr()?.port();
-    let out = ceremony::run(
-        &CeremonyOptions {
-            members: 1,
-            threshold: 1,
-            host: Ipv6Addr::LOCALHOST,
-            base_port: port,
-            http_base_port: 0,
-            dns_base_port: 0,
-            doq_base_port: 0,
-            out_dir: dir.path().join("ca"),
-            ..CeremonyOptions::default()
-        },
-        |_| {},
-    )?;
-    let admin = stoq::crypto::read_key_file(&out.admin_key)?;
-    let bundle = Arc::new(out.bundle);
-    let member = MemberNode::start(MemberConfig {
-        data_dir: out.member_dirs[0].clone(),
-        listen: Some(bundle.members[0].address),
-        http_listen: None,
-        ..MemberConfig::default()
-    })
-    .await?;
-    let admin_client = CaClient::unenrolled(&admin, bundle.clone())?;
-    let token = admin_client
-        .create_token(
-            0,
-            &TokenCreate {
-                names: vec!["bench-node.mesh".into()],
-                ttl_secs: 600,
-                max_lifetime_secs: 0,
-            },
-        )
-        .await?;
-    admin_client.endpoint().shutdown().await;
-    let client = CaClient::unenrolled(node_key, bundle.clone())?;
-    let issued = client
-        .enroll(
-            node_key,
-            &token,
-            &Enrollment {
-                names: vec!["bench-node.mesh".into()],
-                ..Enrollment::default()
-            },
-        )
-        .await?;
-    let trust = TrustStore::new(bundle.clone());
-    client.sync(&trust).await?;
-    client.endpoint().shutdown().await;
-    let tls = TlsContext::new(
-        SecurityMode::PostQuantum,
-        Identity::new(vec![issued.certificate], node_key.clone())?,
-        None,
-        bundle.trust_anchors()?,
-        vec![trust.check()],
-    )?
-    .accept_unenrolled_clients();
-    Ok(Pki {
-        _dir: dir,
-        member,
-        bundle,
-        tls,
-        trust,
-    })
-}
-
 async fn end_to_end(a: &Args) -> anyhow::Result<EndToEnd> {
     let node_key = KeyPair::generate(Algorithm::FnDsa1024);
-    let pki = pki(&node_key)
+    let pki = pki(&[(&node_key, "bench-node.mesh".to_string())])
         .await
         .context("starting TrustChain for the node's certificate")?;
     let senders: Vec<KeyPair> = (0..a.senders)
@@ -313,7 +187,7 @@ async fn end_to_end(a: &Args) -> anyhow::Result<EndToEnd> {
             listen: SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
             ..EndpointConfig::default()
         },
-        pki.tls.clone(),
+        pki.tls[0].clone(),
     )?;
     let api: Arc<dyn NodeApi> = Arc::new(ServiceApi(service.clone()));
     hypermesh::api::stoq_rpc::register(&endpoint, api);
@@ -409,8 +283,7 @@ async fn end_to_end(a: &Args) -> anyhow::Result<EndToEnd> {
         c.shutdown().await;
     }
     endpoint.shutdown().await;
-    drop(pki.trust);
-    pki.member.shutdown().await;
+    pki.shutdown().await;
     Ok(EndToEnd {
         key_misses: service.key_cache_stats().1,
         elapsed: r.elapsed,
@@ -487,19 +360,6 @@ async fn round(
         commit_secs: histogram_sum(service, "commit") - sums_before.1,
         cpu_secs,
     })
-}
-
-/// CPU time (user and system) this process has used, from
-/// `/proc/self/stat`; `None` where that is not readable.
-fn process_cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) end with ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // Linux reports them in USER_HZ, 100 on every architecture it runs on.
-    Some(ticks as f64 / 100.0)
 }
 
 /// The sum of a service histogram, read through its text exposition.
