@@ -142,3 +142,62 @@ fn slashing_burns_stake_and_jails_until_the_set_drops_the_validator() {
         .expect("supply");
     assert_eq!(u128::from_be_bytes(supply.try_into().expect("16")), 1_000_010 - 50_000);
 }
+
+/// `n` validator records, each with power `power` and the address `ip`.
+fn records(keys: &[KeyPair], spec: &[(u128, &str)]) -> Vec<(AccountId, PublicKey, u128, Ipv6Addr)> {
+    keys.iter()
+        .zip(spec)
+        .map(|(k, (power, ip))| (id(k), k.public_key().clone(), *power, ip.parse().expect("ip")))
+        .collect()
+}
+
+fn powers(set: &[(AccountId, PublicKey, u128)]) -> Vec<u128> {
+    set.iter().map(|v| v.2).collect()
+}
+
+#[test]
+fn a_48_over_the_cap_is_scaled_down_together_and_others_keep_their_power() {
+    let keys: Vec<KeyPair> = (0..4).map(|_| KeyPair::generate(Algorithm::FnDsa1024)).collect();
+    // Three in 2001:db8:1::/48 (two /64s of it), one in 2001:db8:2::/48.
+    let set = records(
+        &keys,
+        &[
+            (100, "2001:db8:1:1::1"),
+            (100, "2001:db8:1:2::1"),
+            (100, "2001:db8:1:1::2"),
+            (100, "2001:db8:2::1"),
+        ],
+    );
+    // A third of 400 is 133: the first /48's 300 becomes 3 x 44 = 132.
+    let capped = cap_prefix_power(set.clone(), 3_333);
+    assert_eq!(powers(&capped), vec![44, 44, 44, 100]);
+    let first: u128 = capped[..3].iter().map(|v| v.2).sum();
+    assert!(first <= 400 * 3_333 / 10_000);
+    // No cap, or a /48 within it: unchanged.
+    assert_eq!(powers(&cap_prefix_power(set.clone(), 10_000)), vec![100; 4]);
+    assert_eq!(powers(&cap_prefix_power(set, 7_500)), vec![100; 4]);
+}
+
+#[test]
+fn one_48_keeps_relative_weights_and_a_power_scaled_to_zero_leaves_the_set() {
+    let keys: Vec<KeyPair> = (0..3).map(|_| KeyPair::generate(Algorithm::FnDsa1024)).collect();
+    // Everyone on one /48 (a devnet on [::1]): all scale alike.
+    let local = records(&keys, &[(300, "::1"), (600, "::1"), (900, "::1")]);
+    let capped = cap_prefix_power(local, 3_333);
+    // A third of 1,800 is 599: 300, 600, 900 become 99, 199, 299.
+    assert_eq!(powers(&capped), vec![99, 199, 299]);
+    // A validator of power 1 sharing a /48 with a large one rounds to 0
+    // under a tight cap, and is left out rather than kept at no power.
+    let set = records(
+        &keys,
+        &[
+            (1, "2001:db8:1::1"),
+            (10_000, "2001:db8:1::2"),
+            (10_000, "2001:db8:2::1"),
+        ],
+    );
+    let capped = cap_prefix_power(set, 1);
+    assert_eq!(capped.len(), 2);
+    assert_eq!(capped[0].0, id(&keys[1]));
+    assert_eq!(powers(&capped), vec![1, 2]);
+}
