@@ -9,14 +9,13 @@
 mod common;
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{bin, free_port, free_tcp_port, run, NodeDir, TrustChain, WAIT};
+use common::{bin, first_line, free_port, free_tcp_port, run, NodeDir, TrustChain, WAIT};
 use hypermesh::client::{transfer_call, Client};
 use serde_json::{json, Value};
 use stoq::crypto::{Algorithm, KeyPair};
@@ -30,6 +29,12 @@ const N: usize = 4;
 const CHAIN_WAIT: Duration = Duration::from_secs(120);
 /// How long the chain without a quorum is watched for progress.
 const HALT_WATCH: Duration = Duration::from_secs(5);
+/// How often a process's exit or the validators' heights are polled:
+/// other processes offer nothing to wait on.
+const POLL: Duration = Duration::from_millis(100);
+/// Time for a block decided just before a second kill to be committed,
+/// before the halt is observed.
+const SETTLE: Duration = Duration::from_secs(2);
 
 fn hex(b: &[u8]) -> String {
     stoq::crypto::hex(b)
@@ -62,16 +67,7 @@ impl Validator {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let banner = match rx.recv_timeout(WAIT) {
+        let banner = match first_line(&mut child) {
             Ok(b) => b,
             Err(e) => {
                 let _ = child.kill();
@@ -121,7 +117,7 @@ impl Validator {
                     self.tail(40)
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(POLL);
         }
     }
 
@@ -227,7 +223,7 @@ async fn wait_heights(all: &[Validator], which: &[usize], at_least: u64, what: &
                 tails(all)
             );
         }
-        sleep(Duration::from_millis(200)).await;
+        sleep(POLL).await;
     }
 }
 
@@ -404,7 +400,7 @@ async fn four_validators_commit_survive_one_crash_halt_without_quorum_and_resume
     // decided just before the kill may still be committed: let it land.)
     vs[2].kill9();
     let live = [0, 1];
-    sleep(Duration::from_secs(2)).await;
+    sleep(SETTLE).await;
     let halted = max_height(&vs, &live).await;
     sleep(HALT_WATCH).await;
     let after = max_height(&vs, &live).await;

@@ -450,6 +450,8 @@ impl Network {
 #[derive(Default)]
 struct Watcher {
     state: Mutex<WatchState>,
+    /// Signalled whenever the watcher has gone through new blocks.
+    progressed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -485,17 +487,17 @@ impl Watcher {
     /// Waits until every expected transfer was seen committed (the
     /// watcher runs behind the commits that the caller waited for).
     async fn drained(&self, limit: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + limit;
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
+            // Registered before the check, so progress in between is seen.
+            let progressed = self.progressed.notified();
             let left = self.lock().pending.len();
             if left == 0 {
                 return Ok(());
             }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "{left} committed transfers not seen in blocks"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::timeout_at(deadline, progressed)
+                .await
+                .map_err(|_| anyhow::anyhow!("{left} committed transfers not seen in blocks"))?;
         }
     }
 
@@ -528,6 +530,7 @@ impl Watcher {
                 }
             }
             seen = height;
+            self.progressed.notify_waiters();
         }
     }
 }

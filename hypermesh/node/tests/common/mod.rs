@@ -179,6 +179,21 @@ pub struct Running {
     pub banner: String,
 }
 
+/// The first line a started node prints on stdout (its banner), waiting
+/// up to [`WAIT`]; the rest of its stdout is drained so it never blocks.
+pub fn first_line(child: &mut Child) -> Result<String, std::sync::mpsc::RecvTimeoutError> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(l)) = lines.next() {
+            let _ = tx.send(l);
+        }
+        for _ in lines {}
+    });
+    rx.recv_timeout(WAIT)
+}
+
 impl Running {
     /// Starts the node and waits for its banner.
     pub fn start(node: &NodeDir) -> Running {
@@ -188,16 +203,7 @@ impl Running {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let banner = rx.recv_timeout(WAIT).expect("the node printed its banner");
+        let banner = first_line(&mut child).expect("the node printed its banner");
         assert!(banner.contains("listening on"), "{banner}");
         Running { child, banner }
     }
