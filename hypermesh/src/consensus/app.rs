@@ -30,7 +30,7 @@ use crate::modules::staking;
 use crate::proofs::space::{self, Plot, SpaceProof};
 use crate::proofs::vdf::{self, VdfParams, VdfProof};
 use crate::runtime::BlockLimits;
-use crate::types::{AccountId, Block, CheckedTx, KeyCache, MAX_PROOF_BYTES};
+use crate::types::{AccountId, Block, CheckedTx, EncodedBlock, KeyCache, MAX_PROOF_BYTES};
 
 /// Validators convicted of equivocation, with the height of each offence.
 type Convictions = Vec<(AccountId, u64)>;
@@ -227,7 +227,7 @@ impl BlockApp {
         now_ms: u64,
         candidates: impl IntoIterator<Item = CheckedTx>,
         limits: BlockLimits,
-    ) -> Result<(Arc<Block>, Hash)> {
+    ) -> Result<(EncodedBlock, Hash)> {
         let stake = self.parent()?.certificate.clone();
         let tip = self.chain.tip();
         let time = self.prove_time(&tip.hash)?;
@@ -254,7 +254,11 @@ impl BlockApp {
         proofs.space = space;
         proofs.evidence = evidence;
         executed.hash = executed.block.header.hash()?;
-        let out = (Arc::new(executed.block.clone()), executed.hash);
+        // Encoded once, here, from the transactions' own bytes: the block
+        // is logged and broadcast as these bytes.
+        let block = Arc::new(executed.block.clone());
+        let encoded = EncodedBlock::from_tx_encodings(block, executed.txs.iter().map(CheckedTx::bytes))?;
+        let out = (encoded, executed.hash);
         self.keep(executed);
         Ok(out)
     }

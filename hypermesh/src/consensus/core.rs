@@ -39,7 +39,7 @@ use super::signing::{
 };
 use crate::chain::CommitCertificate;
 use crate::error::{Error, Result};
-use crate::types::Block;
+use crate::types::{Block, EncodedBlock};
 
 /// The step byte of a proposal offence (votes use their vote type).
 const PROPOSAL_STEP: u8 = u8::MAX;
@@ -92,8 +92,8 @@ pub enum Message {
     Proposal(SignedProposal<HmContext>),
     /// A signed prevote or precommit.
     Vote(SignedVote<HmContext>),
-    /// A proposed block, whole.
-    Block(Arc<Block>),
+    /// A proposed block, whole (with its encoding).
+    Block(EncodedBlock),
     /// Prevotes of a quorum for one block (liveness).
     Polka(PolkaCertificate<HmContext>),
     /// Votes that justify entering a round (liveness).
@@ -117,7 +117,7 @@ pub enum WalEntry {
     Engine(EngineInput<HmContext>),
     /// A block this node built or checked at the log's height, so that a
     /// restarted node can still commit what it voted for.
-    Block(Arc<Block>),
+    Block(EncodedBlock),
 }
 
 /// What the core is told.
@@ -152,7 +152,7 @@ pub enum CoreInput {
         /// The round it was built for.
         round: Round,
         /// The block with its proofs.
-        block: Arc<Block>,
+        block: EncodedBlock,
         /// Its header hash.
         hash: [u8; 32],
     },
@@ -276,7 +276,7 @@ impl Default for CoreConfig {
 
 /// A block known at the current height.
 struct KnownBlock {
-    block: Arc<Block>,
+    block: EncodedBlock,
     verdict: Option<bool>,
     asked: bool,
 }
@@ -389,7 +389,7 @@ impl Core {
             } => {
                 if height == self.host.height && !self.host.decided {
                     let id = BlockId(hash);
-                    self.host.wal(WalEntry::Block(Arc::clone(&block)));
+                    self.host.wal(WalEntry::Block(block.clone()));
                     self.host.blocks.insert(
                         id,
                         KnownBlock {
@@ -504,7 +504,7 @@ impl Core {
         if let Message::BlockRequest { height, hash } = &m {
             if *height == self.host.height {
                 if let Some(known) = self.host.blocks.get(&BlockId(*hash)) {
-                    let msg = Message::Block(Arc::clone(&known.block));
+                    let msg = Message::Block(known.block.clone());
                     self.host.outputs.push(CoreOutput::Send { to: from, msg });
                 }
             }
@@ -568,7 +568,7 @@ impl Core {
         Ok(())
     }
 
-    fn on_block(&mut self, block: Arc<Block>) -> Result<()> {
+    fn on_block(&mut self, block: EncodedBlock) -> Result<()> {
         let Ok(hash) = block.header.hash() else {
             return Ok(());
         };
@@ -597,7 +597,7 @@ impl Core {
             return Ok(());
         }
         known.verdict = Some(valid);
-        let block = Arc::clone(&known.block);
+        let block = known.block.clone();
         let Some(&(round, pol_round, proposer)) = self.host.proposals.get(&id) else {
             return Ok(());
         };
@@ -727,7 +727,7 @@ impl Host {
                 known.asked = true;
                 self.outputs.push(CoreOutput::Check {
                     height: self.height,
-                    block: Arc::clone(&known.block),
+                    block: Arc::clone(known.block.block()),
                     hash: id.0,
                 });
             }
@@ -764,7 +764,7 @@ impl Host {
                         // soon as the proposal arrives.
                         if let Some(known) = self.blocks.get(&p.message.value) {
                             self.outputs
-                                .push(CoreOutput::Broadcast(Message::Block(Arc::clone(&known.block))));
+                                .push(CoreOutput::Broadcast(Message::Block(known.block.clone())));
                         }
                         self.note_proposal(&p);
                         self.outputs.push(CoreOutput::Broadcast(Message::Proposal(p)));
@@ -801,7 +801,7 @@ impl Host {
             Effect::RestreamProposal(_, _, _, _, id, r) => {
                 if let Some(known) = self.blocks.get(&id) {
                     self.outputs
-                        .push(CoreOutput::Broadcast(Message::Block(Arc::clone(&known.block))));
+                        .push(CoreOutput::Broadcast(Message::Block(known.block.clone())));
                 }
                 r.resume_with(())
             }
@@ -814,7 +814,7 @@ impl Host {
                         let certificate = to_block_certificate(&cert, &self.validators)?;
                         self.decided = true;
                         self.outputs.push(CoreOutput::Decide {
-                            block: Arc::clone(&known.block),
+                            block: Arc::clone(known.block.block()),
                             hash: cert.value_id.0,
                             certificate,
                         });

@@ -12,7 +12,7 @@
 //!   the height (u64, big-endian), and a checksum of those 17 bytes.
 //! - Then records, each: the length `n` of the entry (u32, big-endian,
 //!   1 to [`MAX_RECORD_BYTES`]), the entry's `n` bytes
-//!   ([`encode_wal_entry`]), and a checksum of the length and the entry.
+//!   ([`super::wire::encode_wal_entry`]), and a checksum of the length and the entry.
 //!
 //! A checksum is the CRC-32 (IEEE) of what it covers, big-endian: it
 //! catches torn and garbled writes, not an adversary (whoever can write
@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 use sha3::{Digest, Sha3_256};
 
 use super::core::WalEntry;
-use super::wire::{decode_wal_entry, encode_wal_entry};
+use super::wire::{decode_wal_entry, encode_wal_entry_parts};
 use crate::error::{Error, Result};
 use crate::types::MAX_BLOCK_BYTES;
 
@@ -203,20 +203,28 @@ impl WalFile {
     /// encoding refuses or over [`MAX_RECORD_BYTES`].
     pub fn append(&mut self, entry: &WalEntry) -> Result<()> {
         self.check_usable()?;
-        let payload = encode_wal_entry(entry)?;
-        let len = u32::try_from(payload.len())
+        // A block entry comes in two parts, so that the block's bytes go
+        // to the file as held, not copied into an entry and a buffer.
+        let (head, body) = encode_wal_entry_parts(entry)?;
+        let size = head.len() + body.len();
+        let len = u32::try_from(size)
             .ok()
             .filter(|&n| n as usize <= MAX_RECORD_BYTES)
             .ok_or_else(|| Error::Encode {
                 what: "write-ahead log record",
-                reason: format!("{} bytes exceed the limit of {MAX_RECORD_BYTES}", payload.len()),
+                reason: format!("{size} bytes exceed the limit of {MAX_RECORD_BYTES}"),
             })?
             .to_be_bytes();
-        let sum = self.checksum.of(&[&len, &payload]);
+        let sum = self.checksum.of(&[&len, &head, &body]);
         let sum = &sum[..self.checksum.len()];
-        self.buf.reserve(len.len() + payload.len() + sum.len());
         self.buf.extend_from_slice(&len);
-        self.buf.extend_from_slice(&payload);
+        self.buf.extend_from_slice(&head);
+        if body.len() >= WRITE_THROUGH_BYTES {
+            self.write_out()?;
+            self.write_file(&body)?;
+        } else {
+            self.buf.extend_from_slice(&body);
+        }
         self.buf.extend_from_slice(sum);
         if self.buf.len() >= WRITE_THROUGH_BYTES {
             self.write_out()?;
@@ -303,19 +311,23 @@ impl WalFile {
         if self.buf.is_empty() {
             return Ok(());
         }
+        let buf = std::mem::take(&mut self.buf);
+        let written = self.write_file(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        written
+    }
+
+    /// Writes `bytes` at the end of the file (not yet synced).
+    fn write_file(&mut self, bytes: &[u8]) -> Result<()> {
         let Some(file) = self.file.as_mut() else {
             return Err(io_error(&self.path, "writing", ErrorKind::NotFound.into()));
         };
-        if let Err(e) = file.write_all(&self.buf) {
+        if let Err(e) = file.write_all(bytes) {
             // Part of a record may be in the file: later records would
             // follow it and be cut off with it on reopening.
             self.failed = true;
             return Err(io_error(&self.path, "writing", e));
-        }
-        self.buf.clear();
-        if self.buf.capacity() > 2 * WRITE_THROUGH_BYTES {
-            // A block entry grew it; do not keep that much idle.
-            self.buf.shrink_to(WRITE_THROUGH_BYTES);
         }
         self.unsynced = true;
         Ok(())

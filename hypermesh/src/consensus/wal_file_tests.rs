@@ -10,7 +10,8 @@ use stoq::crypto::{Algorithm, KeyPair};
 use super::*;
 use crate::consensus::context::{Address, BlockId, ConsensusSignature, Height, Vote};
 use crate::consensus::signing::vote_bytes;
-use crate::types::{Block, BlockHeader, ProofSection};
+use crate::consensus::wire::encode_wal_entry;
+use crate::types::{Block, BlockHeader, EncodedBlock, ProofSection};
 
 fn key() -> &'static KeyPair {
     static KEY: OnceLock<KeyPair> = OnceLock::new();
@@ -30,22 +31,25 @@ fn vote(vote_type: VoteType, round: u32, value: Option<u8>) -> WalEntry {
 }
 
 fn block() -> WalEntry {
-    WalEntry::Block(Arc::new(Block {
-        header: BlockHeader {
-            chain_id: "wal-test".into(),
-            height: 5,
-            parent_hash: [1; 32],
-            timestamp_ms: 42,
-            proposer: [2; 32],
-            tx_root: [3; 32],
-            state_root: [4; 32],
-            validator_set_hash: [5; 32],
-            result_root: [6; 32],
-            proofs: ProofSection::default(),
-        },
-        txs: vec![],
-        commit: vec![],
-    }))
+    WalEntry::Block(
+        EncodedBlock::encode(Arc::new(Block {
+            header: BlockHeader {
+                chain_id: "wal-test".into(),
+                height: 5,
+                parent_hash: [1; 32],
+                timestamp_ms: 42,
+                proposer: [2; 32],
+                tx_root: [3; 32],
+                state_root: [4; 32],
+                validator_set_hash: [5; 32],
+                result_root: [6; 32],
+                proofs: ProofSection::default(),
+            },
+            txs: vec![],
+            commit: vec![],
+        }))
+        .expect("encode"),
+    )
 }
 
 fn proposed_value() -> WalEntry {
@@ -410,4 +414,52 @@ fn a_large_buffer_is_written_out_before_the_flush() {
     let (_, _, got) = WalFile::open(&path).expect("reopen");
     assert_eq!(got.len(), n);
     assert!(got.iter().all(|e| *e == v));
+}
+
+#[test]
+fn a_block_over_the_buffer_size_goes_straight_to_the_file_between_its_neighbours() {
+    use crate::types::{Call, Sender, UnsignedTransaction};
+    let tx = UnsignedTransaction {
+        chain_id: "wal-test".into(),
+        sender: Sender::Key(key().public_key().clone()),
+        nonce: 1,
+        expiry_height: 100,
+        gas_limit: 10_000,
+        fee: 5,
+        call: Call {
+            module: "bank".into(),
+            method: "transfer".into(),
+            args: vec![7; 60 * 1024],
+        },
+    }
+    .sign(key())
+    .expect("sign");
+    let WalEntry::Block(small) = block() else {
+        unreachable!()
+    };
+    let mut big = (**small.block()).clone();
+    big.txs = vec![Arc::new(tx); 2 * WRITE_THROUGH_BYTES / (60 * 1024)];
+    let big = WalEntry::Block(EncodedBlock::encode(Arc::new(big)).expect("encode"));
+    assert!(record_len(&big) > WRITE_THROUGH_BYTES);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wal");
+    let entries = [proposed_value(), big, vote(VoteType::Prevote, 0, Some(7))];
+    let (mut wal, _, _) = WalFile::open(&path).expect("open");
+    wal.reset(5).expect("reset");
+    for e in &entries {
+        wal.append(e).expect("append");
+    }
+    wal.flush_sync().expect("flush");
+    assert_eq!(WalFile::open(&path).expect("reopen").2, entries);
+
+    // The block's record has its checksum like any other: a flipped byte
+    // inside it drops it and what follows.
+    let len = fs::metadata(&path).expect("stat").len();
+    let mut bytes = fs::read(&path).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    fs::write(&path, &bytes).expect("write");
+    assert_eq!(WalFile::open(&path).expect("reopen").2, entries[..1]);
+    assert!(fs::metadata(&path).expect("stat").len() < len);
 }

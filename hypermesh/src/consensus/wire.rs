@@ -39,7 +39,7 @@
 //!   nil-or-block, address, signature;
 //! - evidence: u8 1 and two signed votes, or u8 2 and two signed proposals;
 //! - block request: height, 32-byte hash;
-//! - block: the rest of the input is [`Block::encode`]'s bytes (no
+//! - block: the rest of the input is [`crate::types::Block::encode`]'s bytes (no
 //!   length: a block is always last, and its own decoder is strict);
 //! - timeout: round (may be nil), u8 kind: 1 propose, 2 prevote,
 //!   3 precommit, 4 rebroadcast, or 5 finalize-height followed by u64
@@ -52,8 +52,9 @@
 //! order are for the certificate checks (in [`super::signing`]) to judge,
 //! not the encoding.
 
-use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use malachite_core::{Input as EngineInput, ProposedValue};
 use malachite_types::{
@@ -68,7 +69,7 @@ use super::evidence::Evidence;
 use crate::chain::MAX_COMMIT_SIGNATURES;
 use crate::codec::{ReadExt, Reader, WriteExt, Writer};
 use crate::error::{Error, Result};
-use crate::types::{Block, MAX_BLOCK_BYTES};
+use crate::types::{EncodedBlock, MAX_BLOCK_BYTES};
 
 /// The version byte every encoding here starts with.
 pub const WIRE_VERSION: u8 = 1;
@@ -125,7 +126,7 @@ pub fn encode_message(msg: &Message) -> Result<Vec<u8>> {
     let mut w = Writer::new();
     w.u8(WIRE_VERSION);
     match msg {
-        Message::Block(block) => return tagged_block(MSG_BLOCK, block),
+        Message::Block(block) => return Ok(tagged_block(MSG_BLOCK, block)),
         Message::Proposal(p) => write_signed_proposal(w.u8(MSG_PROPOSAL), p)?,
         Message::Vote(v) => write_signed_vote(w.u8(MSG_VOTE), v)?,
         Message::Polka(c) => write_polka(w.u8(MSG_POLKA), c)?,
@@ -141,6 +142,16 @@ pub fn encode_message(msg: &Message) -> Result<Vec<u8>> {
 /// Decodes a message, refusing anything but the canonical encoding of one
 /// within the limits. Checks no signature.
 pub fn decode_message(buf: &[u8]) -> Result<Message> {
+    decode_message_from(buf, None)
+}
+
+/// [`decode_message`] of a received buffer: a block keeps its bytes as
+/// a slice of `buf` instead of a copy.
+pub fn decode_message_shared(buf: &Bytes) -> Result<Message> {
+    decode_message_from(buf, Some(buf))
+}
+
+fn decode_message_from(buf: &[u8], shared: Option<&Bytes>) -> Result<Message> {
     const WHAT: &str = "consensus message";
     check_input_len(WHAT, buf, MAX_MESSAGE_BYTES)?;
     let mut r = Reader::new(buf, WHAT);
@@ -148,7 +159,7 @@ pub fn decode_message(buf: &[u8]) -> Result<Message> {
     let msg = match r.u8()? {
         MSG_PROPOSAL => Message::Proposal(read_signed_proposal(&mut r)?),
         MSG_VOTE => Message::Vote(read_signed_vote(&mut r)?),
-        MSG_BLOCK => Message::Block(Arc::new(read_block_rest(&mut r)?)),
+        MSG_BLOCK => Message::Block(read_block_rest(&mut r, shared)?),
         MSG_POLKA => Message::Polka(read_polka(&mut r)?),
         MSG_ROUND => Message::Round(read_round_certificate(&mut r)?),
         MSG_EVIDENCE => Message::Evidence(read_evidence(&mut r)?),
@@ -167,10 +178,19 @@ pub fn decode_message(buf: &[u8]) -> Result<Message> {
 /// polka certificates, elapsed timeouts, proposed values); any other is an
 /// [`Error::Encode`], as the engine never logs one.
 pub fn encode_wal_entry(entry: &WalEntry) -> Result<Vec<u8>> {
+    let (mut head, block) = encode_wal_entry_parts(entry)?;
+    head.extend_from_slice(&block);
+    Ok(head)
+}
+
+/// [`encode_wal_entry`]'s bytes in two parts, to be written one after the
+/// other: a block entry is its two-byte head and the block's encoding as
+/// held (no copy of the block); any other entry is whole in the first.
+pub fn encode_wal_entry_parts(entry: &WalEntry) -> Result<(Vec<u8>, Bytes)> {
     let mut w = Writer::new();
     w.u8(WIRE_VERSION);
     match entry {
-        WalEntry::Block(block) => return tagged_block(WAL_BLOCK, block),
+        WalEntry::Block(block) => return Ok((vec![WIRE_VERSION, WAL_BLOCK], block.bytes().clone())),
         WalEntry::Engine(input) => match input {
             EngineInput::Vote(v) => write_signed_vote(w.u8(WAL_VOTE), v)?,
             EngineInput::Proposal(p) => write_signed_proposal(w.u8(WAL_PROPOSAL), p)?,
@@ -186,7 +206,7 @@ pub fn encode_wal_entry(entry: &WalEntry) -> Result<Vec<u8>> {
             EngineInput::SyncValueResponse(_) => return Err(never_logged("SyncValueResponse")),
         },
     }
-    Ok(w.finish())
+    Ok((w.finish(), Bytes::new()))
 }
 
 /// Decodes a write-ahead log entry, refusing anything but the canonical
@@ -205,7 +225,7 @@ pub fn decode_wal_entry(buf: &[u8]) -> Result<WalEntry> {
             let (value, origin) = read_proposed_value(&mut r)?;
             WalEntry::Engine(EngineInput::ProposedValue(value, origin))
         }
-        WAL_BLOCK => WalEntry::Block(Arc::new(read_block_rest(&mut r)?)),
+        WAL_BLOCK => WalEntry::Block(read_block_rest(&mut r, None)?),
         tag => return Err(malformed(WHAT, format!("unknown tag {tag}"))),
     };
     r.finish()?;
@@ -273,21 +293,26 @@ fn check_version(what: &'static str, r: &mut Reader<'_>) -> Result<()> {
     }
 }
 
-/// Version, tag and a block's encoding, copied once into a buffer of the
-/// right size (a block may be 16 MiB).
-fn tagged_block(tag: u8, block: &Block) -> Result<Vec<u8>> {
-    let body = block.encode()?;
+/// Version, tag and a block's encoding as held, copied once into a
+/// buffer of the right size (a block may be 16 MiB).
+fn tagged_block(tag: u8, block: &EncodedBlock) -> Vec<u8> {
+    let body = block.bytes();
     let mut out = Vec::with_capacity(2 + body.len());
     out.extend_from_slice(&[WIRE_VERSION, tag]);
-    out.extend_from_slice(&body);
-    Ok(out)
+    out.extend_from_slice(body);
+    out
 }
 
 /// A block is always the last field: it takes the rest of the input, and
-/// its decoder refuses anything but one canonical block.
-fn read_block_rest(r: &mut Reader<'_>) -> Result<Block> {
+/// its decoder refuses anything but one canonical block. With `shared`
+/// (the whole input, as `Bytes`), the block keeps a slice of it.
+fn read_block_rest(r: &mut Reader<'_>, shared: Option<&Bytes>) -> Result<EncodedBlock> {
     let rest = r.take(r.remaining())?;
-    Block::decode(rest)
+    let bytes = match shared {
+        Some(whole) => whole.slice_ref(rest),
+        None => Bytes::copy_from_slice(rest),
+    };
+    EncodedBlock::decode(bytes)
 }
 
 fn write_round(w: &mut Writer, round: Round) {

@@ -19,7 +19,7 @@ use super::*;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::signing::{proposal_signing_bytes, vote_bytes};
 use crate::modules::staking;
-use crate::types::{BlockHeader, Call, ProofSection, Sender, UnsignedTransaction};
+use crate::types::{Block, BlockHeader, Call, EncodedBlock, ProofSection, Sender, UnsignedTransaction};
 
 const CHAIN: &str = "wire-test";
 
@@ -163,7 +163,7 @@ fn sample_messages() -> Vec<Message> {
         Message::Proposal(signed_proposal(0, 5, 4, 7, Round::new(2))),
         Message::Vote(signed_vote(1, VoteType::Prevote, 5, 0, Some(7))),
         Message::Vote(signed_vote(2, VoteType::Precommit, 5, 1, None)),
-        Message::Block(Arc::new(block())),
+        Message::Block(EncodedBlock::encode(Arc::new(block())).expect("encode")),
         Message::Polka(polka(3)),
         Message::Polka(polka(0)),
         Message::Round(round_certificate()),
@@ -215,7 +215,7 @@ fn sample_wal_entries() -> Vec<WalEntry> {
             proposed_value(Validity::Invalid, Round::new(0)),
             ValueOrigin::Sync,
         )),
-        WalEntry::Block(Arc::new(block())),
+        WalEntry::Block(EncodedBlock::encode(Arc::new(block())).expect("encode")),
     ];
     out.extend(
         timeouts()
@@ -522,9 +522,11 @@ fn sigs() -> &'static [ConsensusSignature] {
     })
 }
 
-fn shared_block() -> Arc<Block> {
-    static BLOCK: OnceLock<Arc<Block>> = OnceLock::new();
-    Arc::clone(BLOCK.get_or_init(|| Arc::new(block())))
+fn shared_block() -> EncodedBlock {
+    static BLOCK: OnceLock<EncodedBlock> = OnceLock::new();
+    BLOCK
+        .get_or_init(|| EncodedBlock::encode(Arc::new(block())).expect("encode"))
+        .clone()
 }
 
 fn arb_round() -> impl Strategy<Value = Round> {

@@ -40,7 +40,7 @@ use super::{now_ms, NodeService};
 use crate::chain::{CommitCertificate, Committed};
 use crate::codec::{ReadExt, Reader, Writer};
 use crate::consensus::wal_file::WalFile;
-use crate::consensus::wire::{decode_message, encode_message};
+use crate::consensus::wire::{decode_message_shared, encode_message};
 use crate::consensus::{
     Address, BlockApp, Core, CoreConfig, CoreInput, CoreOutput, Evidence, HmContext, KeySigner, Message, ValidatorSet,
 };
@@ -306,7 +306,7 @@ fn spawn_receivers(
     mut incoming: mpsc::Receiver<Incoming>,
     shutdown: CancellationToken,
 ) {
-    let to_input = |from: [u8; 32], payload: &[u8]| match decode_message(payload) {
+    let to_input = |from: [u8; 32], payload: &Bytes| match decode_message_shared(payload) {
         Ok(msg) => Some(Input::Core(CoreInput::Message {
             from: Address(from),
             msg,

@@ -2,6 +2,7 @@
 
 mod block;
 mod checked;
+mod encoded_block;
 mod key_cache;
 mod tx;
 
@@ -10,6 +11,7 @@ mod prop_tests;
 
 pub use block::{Block, BlockHeader, ProofSection, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_COMMIT_BYTES, MAX_PROOF_BYTES};
 pub use checked::CheckedTx;
+pub use encoded_block::EncodedBlock;
 pub use key_cache::KeyCache;
 pub(crate) use tx::unknown_sender;
 pub use tx::{
