@@ -257,7 +257,9 @@ impl BlockApp {
         // Encoded once, here, from the transactions' own bytes: the block
         // is logged and broadcast as these bytes.
         let block = Arc::new(executed.block.clone());
-        let encoded = EncodedBlock::from_tx_encodings(block, executed.txs.iter().map(CheckedTx::bytes))?;
+        let encoded =
+            EncodedBlock::from_tx_encodings(block, executed.txs.iter().map(|t| t.shared_bytes().clone()).collect())?
+                .with_tx_ids(executed.txs.iter().map(CheckedTx::hash).collect());
         let out = (encoded, executed.hash);
         self.keep(executed);
         Ok(out)

@@ -32,6 +32,7 @@ use malachite_types::{
 };
 use stoq::crypto::Signature;
 
+use super::compact::CompactBlock;
 use super::context::{Address, BlockId, ConsensusSignature, Height, HmContext, ValidatorSet};
 use super::evidence::Evidence;
 use super::signing::{
@@ -107,6 +108,27 @@ pub enum Message {
         height: u64,
         /// The block's hash.
         hash: [u8; 32],
+    },
+    /// A proposed block by its transactions' ids (the shell rebuilds it
+    /// from its mempool; see [`super::compact`]).
+    CompactBlock(CompactBlock),
+    /// A request to a block's proposer for some of its transactions.
+    BlockTxsRequest {
+        /// Height.
+        height: u64,
+        /// The block's hash.
+        hash: [u8; 32],
+        /// Positions in the block, strictly increasing.
+        indices: Vec<u32>,
+    },
+    /// Transactions of a block, answering a [`Message::BlockTxsRequest`].
+    BlockTxs {
+        /// Height.
+        height: u64,
+        /// The block's hash.
+        hash: [u8; 32],
+        /// Position and encoding of each.
+        txs: Vec<(u32, bytes::Bytes)>,
     },
 }
 
@@ -516,8 +538,14 @@ impl Core {
             Message::Block(b) => b.header.height,
             Message::Polka(c) => c.height.0,
             Message::Round(c) => c.height.0,
-            Message::Evidence(_) | Message::BlockRequest { .. } => {
-                // Evidence is the application's (it checks and includes it).
+            Message::Evidence(_)
+            | Message::BlockRequest { .. }
+            | Message::CompactBlock(_)
+            | Message::BlockTxsRequest { .. }
+            | Message::BlockTxs { .. } => {
+                // Evidence is the application's (it checks and includes
+                // it); compact relay is the shell's (it hands the rebuilt
+                // block in).
                 return Ok(());
             }
         };
@@ -563,7 +591,11 @@ impl Core {
             Message::Block(block) => self.on_block(block)?,
             Message::Polka(c) => self.engine(EngineInput::PolkaCertificate(c))?,
             Message::Round(c) => self.engine(EngineInput::RoundCertificate(c))?,
-            Message::Evidence(_) | Message::BlockRequest { .. } => {}
+            Message::Evidence(_)
+            | Message::BlockRequest { .. }
+            | Message::CompactBlock(_)
+            | Message::BlockTxsRequest { .. }
+            | Message::BlockTxs { .. } => {}
         }
         Ok(())
     }

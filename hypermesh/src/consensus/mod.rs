@@ -14,6 +14,7 @@
 pub mod app;
 #[cfg(test)]
 mod app_tests;
+pub mod compact;
 pub mod context;
 pub mod core;
 pub mod evidence;

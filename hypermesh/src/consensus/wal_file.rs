@@ -53,7 +53,7 @@ use sha3::{Digest, Sha3_256};
 use super::core::WalEntry;
 use super::wire::{decode_wal_entry, encode_wal_entry_parts};
 use crate::error::{Error, Result};
-use crate::types::MAX_BLOCK_BYTES;
+use crate::types::{EncodedBlock, MAX_BLOCK_BYTES};
 
 /// Largest entry a record may hold: the largest block with room to spare
 /// (an encoded entry is at most a block and two bytes).
@@ -203,10 +203,10 @@ impl WalFile {
     /// encoding refuses or over [`MAX_RECORD_BYTES`].
     pub fn append(&mut self, entry: &WalEntry) -> Result<()> {
         self.check_usable()?;
-        // A block entry comes in two parts, so that the block's bytes go
-        // to the file as held, not copied into an entry and a buffer.
-        let (head, body) = encode_wal_entry_parts(entry)?;
-        let size = head.len() + body.len();
+        // A block entry comes in parts, copied once, into the buffer (kept
+        // between writes, so its pages are not faulted in afresh).
+        let (head, block) = encode_wal_entry_parts(entry)?;
+        let size = head.len() + block.map_or(0, EncodedBlock::len);
         let len = u32::try_from(size)
             .ok()
             .filter(|&n| n as usize <= MAX_RECORD_BYTES)
@@ -215,17 +215,15 @@ impl WalFile {
                 reason: format!("{size} bytes exceed the limit of {MAX_RECORD_BYTES}"),
             })?
             .to_be_bytes();
-        let sum = self.checksum.of(&[&len, &head, &body]);
-        let sum = &sum[..self.checksum.len()];
+        let start = self.buf.len();
         self.buf.extend_from_slice(&len);
         self.buf.extend_from_slice(&head);
-        if body.len() >= WRITE_THROUGH_BYTES {
-            self.write_out()?;
-            self.write_file(&body)?;
-        } else {
-            self.buf.extend_from_slice(&body);
+        if let Some(b) = block {
+            self.buf.reserve(b.len());
+            b.for_each_part(|p| self.buf.extend_from_slice(p));
         }
-        self.buf.extend_from_slice(sum);
+        let sum = self.checksum.of(&[&self.buf[start..]]);
+        self.buf.extend_from_slice(&sum[..self.checksum.len()]);
         if self.buf.len() >= WRITE_THROUGH_BYTES {
             self.write_out()?;
         }
@@ -306,29 +304,23 @@ impl WalFile {
         Ok(())
     }
 
-    /// Writes the buffer to the file (without syncing).
+    /// Writes the buffer to the file (without syncing). The buffer keeps
+    /// its capacity (a block's size at most): its pages stay mapped for
+    /// the next block instead of being zeroed by the kernel again.
     fn write_out(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let buf = std::mem::take(&mut self.buf);
-        let written = self.write_file(&buf);
-        self.buf = buf;
-        self.buf.clear();
-        written
-    }
-
-    /// Writes `bytes` at the end of the file (not yet synced).
-    fn write_file(&mut self, bytes: &[u8]) -> Result<()> {
         let Some(file) = self.file.as_mut() else {
             return Err(io_error(&self.path, "writing", ErrorKind::NotFound.into()));
         };
-        if let Err(e) = file.write_all(bytes) {
+        if let Err(e) = file.write_all(&self.buf) {
             // Part of a record may be in the file: later records would
             // follow it and be cut off with it on reopening.
             self.failed = true;
             return Err(io_error(&self.path, "writing", e));
         }
+        self.buf.clear();
         self.unsynced = true;
         Ok(())
     }

@@ -417,7 +417,7 @@ fn a_large_buffer_is_written_out_before_the_flush() {
 }
 
 #[test]
-fn a_block_over_the_buffer_size_goes_straight_to_the_file_between_its_neighbours() {
+fn a_block_over_the_buffer_size_is_logged_whole_between_its_neighbours() {
     use crate::types::{Call, Sender, UnsignedTransaction};
     let tx = UnsignedTransaction {
         chain_id: "wal-test".into(),
@@ -438,7 +438,10 @@ fn a_block_over_the_buffer_size_goes_straight_to_the_file_between_its_neighbours
         unreachable!()
     };
     let mut big = (**small.block()).clone();
-    big.txs = vec![Arc::new(tx); 2 * WRITE_THROUGH_BYTES / (60 * 1024)];
+    let tx = Arc::new(tx);
+    big.txs = (0..2 * WRITE_THROUGH_BYTES / (60 * 1024))
+        .map(|_| Arc::clone(&tx))
+        .collect();
     let big = WalEntry::Block(EncodedBlock::encode(Arc::new(big)).expect("encode"));
     assert!(record_len(&big) > WRITE_THROUGH_BYTES);
 

@@ -39,6 +39,8 @@
 //!   nil-or-block, address, signature;
 //! - evidence: u8 1 and two signed votes, or u8 2 and two signed proposals;
 //! - block request: height, 32-byte hash;
+//! - compact block, transactions request, block transactions: see
+//!   [`super::compact`];
 //! - block: the rest of the input is [`crate::types::Block::encode`]'s bytes (no
 //!   length: a block is always last, and its own decoder is strict);
 //! - timeout: round (may be nil), u8 kind: 1 propose, 2 prevote,
@@ -63,6 +65,7 @@ use malachite_types::{
 };
 use stoq::crypto::Algorithm;
 
+use super::compact;
 use super::context::{Address, BlockId, ConsensusSignature, Height, HmContext, Proposal, Vote};
 use super::core::{Message, WalEntry};
 use super::evidence::Evidence;
@@ -102,6 +105,12 @@ pub const MSG_ROUND: u8 = 5;
 pub const MSG_EVIDENCE: u8 = 6;
 /// Tag of [`Message::BlockRequest`].
 pub const MSG_BLOCK_REQUEST: u8 = 7;
+/// Tag of [`Message::CompactBlock`].
+pub const MSG_COMPACT_BLOCK: u8 = 8;
+/// Tag of [`Message::BlockTxsRequest`].
+pub const MSG_BLOCK_TXS_REQUEST: u8 = 9;
+/// Tag of [`Message::BlockTxs`].
+pub const MSG_BLOCK_TXS: u8 = 10;
 
 /// Tag of a logged vote (`Input::Vote`).
 pub const WAL_VOTE: u8 = 1;
@@ -135,6 +144,13 @@ pub fn encode_message(msg: &Message) -> Result<Vec<u8>> {
         Message::BlockRequest { height, hash } => {
             w.u8(MSG_BLOCK_REQUEST).u64(*height).hash(hash);
         }
+        Message::CompactBlock(c) => compact::write_compact(w.u8(MSG_COMPACT_BLOCK), c)?,
+        Message::BlockTxsRequest { height, hash, indices } => {
+            compact::write_request(w.u8(MSG_BLOCK_TXS_REQUEST), *height, hash, indices)?;
+        }
+        Message::BlockTxs { height, hash, txs } => {
+            compact::write_txs(w.u8(MSG_BLOCK_TXS), *height, hash, txs)?;
+        }
     }
     Ok(w.finish())
 }
@@ -167,6 +183,15 @@ fn decode_message_from(buf: &[u8], shared: Option<&Bytes>) -> Result<Message> {
             height: r.u64()?,
             hash: r.hash()?,
         },
+        MSG_COMPACT_BLOCK => Message::CompactBlock(compact::read_compact(&mut r)?),
+        MSG_BLOCK_TXS_REQUEST => {
+            let (height, hash, indices) = compact::read_request(&mut r)?;
+            Message::BlockTxsRequest { height, hash, indices }
+        }
+        MSG_BLOCK_TXS => {
+            let (height, hash, txs) = compact::read_txs(&mut r, shared)?;
+            Message::BlockTxs { height, hash, txs }
+        }
         tag => return Err(malformed(WHAT, format!("unknown tag {tag}"))),
     };
     r.finish()?;
@@ -179,18 +204,21 @@ fn decode_message_from(buf: &[u8], shared: Option<&Bytes>) -> Result<Message> {
 /// [`Error::Encode`], as the engine never logs one.
 pub fn encode_wal_entry(entry: &WalEntry) -> Result<Vec<u8>> {
     let (mut head, block) = encode_wal_entry_parts(entry)?;
-    head.extend_from_slice(&block);
+    if let Some(b) = block {
+        b.for_each_part(|p| head.extend_from_slice(p));
+    }
     Ok(head)
 }
 
 /// [`encode_wal_entry`]'s bytes in two parts, to be written one after the
-/// other: a block entry is its two-byte head and the block's encoding as
-/// held (no copy of the block); any other entry is whole in the first.
-pub fn encode_wal_entry_parts(entry: &WalEntry) -> Result<(Vec<u8>, Bytes)> {
+/// other: a block entry is its two-byte head and the block (its encoding
+/// as held, see [`EncodedBlock::for_each_part`]); any other entry is whole
+/// in the first.
+pub fn encode_wal_entry_parts(entry: &WalEntry) -> Result<(Vec<u8>, Option<&EncodedBlock>)> {
     let mut w = Writer::new();
     w.u8(WIRE_VERSION);
     match entry {
-        WalEntry::Block(block) => return Ok((vec![WIRE_VERSION, WAL_BLOCK], block.bytes().clone())),
+        WalEntry::Block(block) => return Ok((vec![WIRE_VERSION, WAL_BLOCK], Some(block))),
         WalEntry::Engine(input) => match input {
             EngineInput::Vote(v) => write_signed_vote(w.u8(WAL_VOTE), v)?,
             EngineInput::Proposal(p) => write_signed_proposal(w.u8(WAL_PROPOSAL), p)?,
@@ -206,7 +234,7 @@ pub fn encode_wal_entry_parts(entry: &WalEntry) -> Result<(Vec<u8>, Bytes)> {
             EngineInput::SyncValueResponse(_) => return Err(never_logged("SyncValueResponse")),
         },
     }
-    Ok((w.finish(), Bytes::new()))
+    Ok((w.finish(), None))
 }
 
 /// Decodes a write-ahead log entry, refusing anything but the canonical
@@ -296,10 +324,9 @@ fn check_version(what: &'static str, r: &mut Reader<'_>) -> Result<()> {
 /// Version, tag and a block's encoding as held, copied once into a
 /// buffer of the right size (a block may be 16 MiB).
 fn tagged_block(tag: u8, block: &EncodedBlock) -> Vec<u8> {
-    let body = block.bytes();
-    let mut out = Vec::with_capacity(2 + body.len());
+    let mut out = Vec::with_capacity(2 + block.len());
     out.extend_from_slice(&[WIRE_VERSION, tag]);
-    out.extend_from_slice(body);
+    block.for_each_part(|p| out.extend_from_slice(p));
     out
 }
 

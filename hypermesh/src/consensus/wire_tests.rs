@@ -16,10 +16,11 @@ use proptest::prelude::*;
 use stoq::crypto::{Algorithm, KeyPair};
 
 use super::*;
+use crate::consensus::compact::CompactBlock;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::signing::{proposal_signing_bytes, vote_bytes};
 use crate::modules::staking;
-use crate::types::{Block, BlockHeader, Call, EncodedBlock, ProofSection, Sender, UnsignedTransaction};
+use crate::types::{Block, BlockHeader, Call, EncodedBlock, ProofSection, Sender, UnsignedTransaction, MAX_BLOCK_TXS};
 
 const CHAIN: &str = "wire-test";
 
@@ -174,6 +175,20 @@ fn sample_messages() -> Vec<Message> {
         Message::BlockRequest {
             height: u64::MAX,
             hash: [0xab; 32],
+        },
+        Message::CompactBlock(compact_block()),
+        Message::BlockTxsRequest {
+            height: 5,
+            hash: [0xcd; 32],
+            indices: vec![0, 3, 8_191],
+        },
+        Message::BlockTxs {
+            height: 5,
+            hash: [0xcd; 32],
+            txs: vec![
+                (0, bytes::Bytes::from_static(b"a")),
+                (3, bytes::Bytes::from(vec![7; 300])),
+            ],
         },
     ];
     out.extend(sample_evidence().into_iter().map(Message::Evidence));
@@ -341,7 +356,7 @@ fn unknown_versions_and_tags_are_refused() {
         b[0] = version;
         assert!(decode_reason(decode_message(&b)).contains("version"));
     }
-    for tag in [0u8, MSG_BLOCK_REQUEST + 1, 0xff] {
+    for tag in [0u8, MSG_BLOCK_TXS + 1, 0xff] {
         let mut b = vote.clone();
         b[1] = tag;
         assert!(decode_reason(decode_message(&b)).contains("unknown tag"));
@@ -627,6 +642,19 @@ fn arb_evidence() -> impl Strategy<Value = Evidence> {
     ]
 }
 
+fn compact_block() -> CompactBlock {
+    let b = block();
+    CompactBlock {
+        header: b.header,
+        tx_ids: vec![[1; 32], [2; 32]],
+        commit: vec![9; 20],
+    }
+}
+
+fn arb_indices() -> impl Strategy<Value = Vec<u32>> {
+    proptest::collection::btree_set(0u32..MAX_BLOCK_TXS as u32, 1..20).prop_map(|s| s.into_iter().collect())
+}
+
 fn arb_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         arb_signed_proposal().prop_map(Message::Proposal),
@@ -636,6 +664,23 @@ fn arb_message() -> impl Strategy<Value = Message> {
         arb_round_certificate().prop_map(Message::Round),
         arb_evidence().prop_map(Message::Evidence),
         (any::<u64>(), any::<[u8; 32]>()).prop_map(|(height, hash)| Message::BlockRequest { height, hash }),
+        proptest::collection::vec(any::<[u8; 32]>(), 0..20).prop_map(|tx_ids| Message::CompactBlock(CompactBlock {
+            tx_ids,
+            ..compact_block()
+        })),
+        (any::<u64>(), any::<[u8; 32]>(), arb_indices()).prop_map(|(height, hash, indices)| Message::BlockTxsRequest {
+            height,
+            hash,
+            indices
+        }),
+        (any::<u64>(), any::<[u8; 32]>(), arb_indices()).prop_map(|(height, hash, indices)| Message::BlockTxs {
+            height,
+            hash,
+            txs: indices
+                .into_iter()
+                .map(|i| (i, bytes::Bytes::from(vec![i as u8; (i % 50) as usize])))
+                .collect(),
+        }),
     ]
 }
 
@@ -762,4 +807,47 @@ fn write_consensus_wire_fuzz_seeds_when_asked() {
         seed.extend_from_slice(&bytes);
         std::fs::write(dir.join(format!("seed-{selector}-{i}")), seed).expect("write seed");
     }
+}
+
+#[test]
+fn transaction_positions_must_be_present_increasing_and_in_a_block() {
+    let request = |indices: &[u32]| {
+        let mut w = Writer::new();
+        w.u8(WIRE_VERSION).u8(MSG_BLOCK_TXS_REQUEST).u64(5).hash(&[1; 32]);
+        w.u32(indices.len() as u32);
+        for i in indices {
+            w.u32(*i);
+        }
+        w.finish()
+    };
+    assert!(decode_message(&request(&[0, 1, 9])).is_ok());
+    for (bad, why) in [
+        (&[][..], "no positions"),
+        (&[3, 3][..], "does not follow"),
+        (&[4, 2][..], "does not follow"),
+        (&[MAX_BLOCK_TXS as u32][..], "past the largest block"),
+    ] {
+        assert!(decode_reason(decode_message(&request(bad))).contains(why), "{bad:?}");
+        // Nor is such a request or answer encodable.
+        let msg = Message::BlockTxsRequest {
+            height: 5,
+            hash: [1; 32],
+            indices: bad.to_vec(),
+        };
+        assert!(matches!(encode_message(&msg), Err(Error::Encode { .. })));
+    }
+    let dup = Message::BlockTxs {
+        height: 5,
+        hash: [1; 32],
+        txs: vec![(1, bytes::Bytes::new()), (1, bytes::Bytes::new())],
+    };
+    assert!(matches!(encode_message(&dup), Err(Error::Encode { .. })));
+
+    // A count the bytes cannot hold is refused before anything is reserved.
+    let mut w = Writer::new();
+    w.u8(WIRE_VERSION)
+        .u8(MSG_COMPACT_BLOCK)
+        .bytes32(&block().header.encode().expect("header"));
+    w.u32(MAX_BLOCK_TXS as u32);
+    assert!(decode_reason(decode_message(&w.finish())).contains("cannot fit"));
 }

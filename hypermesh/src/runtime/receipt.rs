@@ -12,6 +12,10 @@ pub const MAX_ATTRIBUTES: usize = 32;
 /// Most events in one receipt.
 pub const MAX_EVENTS: usize = 256;
 
+/// Bytes reserved to encode a receipt: a transfer's (one event naming
+/// both accounts, the denomination and the amount) takes about 200.
+const RECEIPT_CAPACITY: usize = 512;
+
 /// Something a module reports, indexed by module and kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -113,7 +117,9 @@ impl Receipt {
 
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        // Room for a transfer's receipt, so encoding one (every receipt
+        // of every block, for the result root) does not grow the buffer.
+        let mut w = Writer::with_capacity(RECEIPT_CAPACITY);
         w.hash(&self.tx_hash);
         match &self.error {
             None => {

@@ -36,6 +36,15 @@ pub struct ServiceMetrics {
     pub production_failures: Counter,
     /// Equivocations this validator detected.
     pub evidence: Counter,
+    /// Compact blocks received, by how they were completed: `mempool`
+    /// (every transaction held), `fetched` (some asked of the proposer),
+    /// `whole` (given up: the whole block asked for).
+    pub compact_blocks: Family<Vec<(String, String)>, Counter>,
+}
+
+/// The label set of one compact block outcome.
+pub fn outcome_label(outcome: &str) -> Vec<(String, String)> {
+    vec![("outcome".to_string(), outcome.to_string())]
 }
 
 impl Default for ServiceMetrics {
@@ -54,6 +63,7 @@ impl Default for ServiceMetrics {
             refused: Family::default(),
             production_failures: Counter::default(),
             evidence: Counter::default(),
+            compact_blocks: Family::default(),
         }
     }
 }
@@ -98,6 +108,11 @@ impl ServiceMetrics {
             "equivocations_detected",
             "Equivocations this validator detected",
             self.evidence.clone(),
+        );
+        r.register(
+            "compact_blocks",
+            "Compact blocks received, by how they were completed",
+            self.compact_blocks.clone(),
         );
     }
 }

@@ -10,6 +10,7 @@
 //! [`check_batch`]: crate::mempool::check_batch
 
 mod api_impl;
+mod block_relay;
 mod metrics;
 mod producer;
 #[cfg(test)]
@@ -17,7 +18,7 @@ mod tests;
 pub mod validator;
 
 pub use api_impl::ServiceApi;
-pub use metrics::ServiceMetrics;
+pub use metrics::{outcome_label, ServiceMetrics};
 pub use validator::ValidatorConfig;
 
 /// Where transactions admitted through the API are also sent (the other

@@ -36,6 +36,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::block_relay::{BlockRelay, Step, ANSWER_WAIT};
+use super::metrics::outcome_label;
 use super::{now_ms, NodeService};
 use crate::chain::{CommitCertificate, Committed};
 use crate::codec::{ReadExt, Reader, Writer};
@@ -57,6 +59,9 @@ const MAX_SYNC_BYTES: usize = 8 << 20;
 /// How long a node that saw a later height waits for its own decision
 /// before it syncs.
 const SYNC_GRACE: Duration = Duration::from_millis(300);
+/// How long a request for a whole proposed block waits, so that a compact
+/// block arriving just after its proposal is not fetched again in full.
+const BLOCK_REQUEST_GRACE: Duration = Duration::from_millis(100);
 /// Queue of inputs to the consensus task.
 const INPUT_QUEUE: usize = 8_192;
 /// Most transactions in one gossip batch.
@@ -116,6 +121,14 @@ enum Input {
         height: u64,
         peer: Address,
     },
+    /// A compact block's wait is over (see [`BlockRelay::due`]).
+    RelayDue([u8; 32]),
+    /// The core's request for a whole block, after its grace.
+    BlockRequestDue {
+        to: Address,
+        height: u64,
+        hash: [u8; 32],
+    },
 }
 
 /// Encodes a sync request: the first height wanted and how many.
@@ -135,12 +148,13 @@ fn tx_batch(txs: &[Bytes]) -> Bytes {
     Bytes::from(w.finish())
 }
 
-fn decode_tx_batch(buf: &[u8]) -> Result<Vec<Bytes>> {
+fn decode_tx_batch(buf: &Bytes) -> Result<Vec<Bytes>> {
     let mut r = Reader::new(buf, "transaction batch");
     let n = r.count32(TX_BATCH)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push(Bytes::copy_from_slice(r.bytes32(crate::types::MAX_TX_BYTES)?));
+        // Slices of the batch, not copies.
+        out.push(buf.slice_ref(r.bytes32(crate::types::MAX_TX_BYTES)?));
     }
     r.finish()?;
     Ok(out)
@@ -269,6 +283,7 @@ impl NodeService {
             inputs: tx,
             config,
             syncing: false,
+            relay: BlockRelay::default(),
         };
         let start = CoreInput::Start {
             height: next,
@@ -353,6 +368,12 @@ fn spawn_receivers(
     });
 }
 
+/// The mempool's copies of the transactions with these ids.
+fn pool_lookup(service: &NodeService, ids: &[[u8; 32]]) -> Vec<Option<crate::types::CheckedTx>> {
+    let pool = service.mempool();
+    ids.iter().map(|id| pool.get(id).cloned()).collect()
+}
+
 /// Keeps a connection to every peer, dialling again those that dropped.
 fn spawn_dialer(endpoint: Endpoint, peers: Vec<(SocketAddr, String)>, every: Duration, shutdown: CancellationToken) {
     for (addr, name) in peers {
@@ -405,6 +426,7 @@ struct ValidatorTask {
     inputs: mpsc::Sender<Input>,
     config: ValidatorConfig,
     syncing: bool,
+    relay: BlockRelay,
 }
 
 impl ValidatorTask {
@@ -440,15 +462,17 @@ impl ValidatorTask {
 
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Core(i) => {
-                if let CoreInput::Message {
-                    msg: Message::Evidence(e),
-                    ..
-                } = &i
-                {
-                    self.queue_evidence(e.clone());
+            Input::Core(CoreInput::Message { from, msg }) => self.on_message(from, msg),
+            Input::Core(i) => self.feed(i),
+            Input::RelayDue(hash) => {
+                let service = Arc::clone(&self.service);
+                let step = self.relay.due(hash, |ids| pool_lookup(&service, ids));
+                self.carry_relay(step);
+            }
+            Input::BlockRequestDue { to, height, hash } => {
+                if self.core.height() == height && !self.relay.has(&hash) {
+                    self.send_to(to, &Message::BlockRequest { height, hash });
                 }
-                self.feed(i);
             }
             Input::Committed(Ok((height, next_validators))) => {
                 self.feed(CoreInput::Committed {
@@ -469,6 +493,110 @@ impl ValidatorTask {
         }
     }
 
+    /// A message from a validator: compact relay is handled here, the
+    /// rest goes to the core.
+    fn on_message(&mut self, from: Address, msg: Message) {
+        match msg {
+            Message::CompactBlock(c) => {
+                let Ok(hash) = c.header.hash() else { return };
+                let service = Arc::clone(&self.service);
+                let step = self.relay.on_compact(from, hash, c, |ids| pool_lookup(&service, ids));
+                self.carry_relay(step);
+            }
+            Message::BlockTxsRequest { height, hash, indices } => {
+                if let Some(txs) = self.relay.answer(&hash, &indices) {
+                    self.send_to(from, &Message::BlockTxs { height, hash, txs });
+                }
+            }
+            Message::BlockTxs { hash, txs, .. } => {
+                let service = Arc::clone(&self.service);
+                let step = self.relay.on_txs(from, hash, txs, |ids| pool_lookup(&service, ids));
+                self.carry_relay(step);
+            }
+            msg => {
+                match &msg {
+                    Message::Evidence(e) => self.queue_evidence(e.clone()),
+                    Message::Block(b) => {
+                        if let Ok(hash) = b.header.hash() {
+                            self.relay.note_delivered(hash, b.header.height);
+                        }
+                    }
+                    _ => {}
+                }
+                self.feed(CoreInput::Message { from, msg });
+            }
+        }
+    }
+
+    fn carry_relay(&mut self, step: Step) {
+        let inputs = self.inputs.clone();
+        let later = |input: Input, after: Duration| {
+            let inputs = inputs.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = inputs.send(input).await;
+            });
+        };
+        match step {
+            Step::Deliver { from, block, fetched } => {
+                let outcome = if fetched { "fetched" } else { "mempool" };
+                self.service
+                    .metrics
+                    .compact_blocks
+                    .get_or_create(&outcome_label(outcome))
+                    .inc();
+                self.feed(CoreInput::Message {
+                    from,
+                    msg: Message::Block(block),
+                });
+            }
+            Step::Wait { hash, after } => later(Input::RelayDue(hash), after),
+            Step::Ask {
+                to,
+                height,
+                hash,
+                indices,
+            } => {
+                debug!(
+                    height,
+                    missing = indices.len(),
+                    "asking the proposer for transactions of its block"
+                );
+                self.send_to(to, &Message::BlockTxsRequest { height, hash, indices });
+                later(Input::RelayDue(hash), ANSWER_WAIT);
+            }
+            Step::AskBlock { to, height, hash } => {
+                self.service
+                    .metrics
+                    .compact_blocks
+                    .get_or_create(&outcome_label("whole"))
+                    .inc();
+                self.send_to(to, &Message::BlockRequest { height, hash });
+            }
+            Step::Nothing => {}
+        }
+    }
+
+    /// Sends `msg` to the validator `to` over its connection (after the
+    /// log is durable).
+    fn send_to(&mut self, to: Address, msg: &Message) {
+        self.sync_wal();
+        let Some(conn) = self.endpoint.connection_to(&NodeId(to.0)) else {
+            debug!(peer = %to, "no connection to send to");
+            return;
+        };
+        match encode_message(msg) {
+            Ok(bytes) => {
+                tokio::spawn(async move {
+                    if let Err(e) = conn.send_message(Bytes::from(bytes)).await {
+                        debug!(error = %e, "send failed");
+                    }
+                });
+            }
+            Err(e) => warn!(error = %e, "encoding a consensus message failed"),
+        }
+    }
+
     fn feed(&mut self, input: CoreInput) {
         match self.core.handle(input) {
             Ok(outputs) => {
@@ -479,6 +607,7 @@ impl ValidatorTask {
             }
             Err(e) => warn!(error = %e, height = self.core.height(), "consensus input failed"),
         }
+        self.relay.set_height(self.core.height());
     }
 
     /// Makes appended entries durable (before anything that follows them
@@ -524,11 +653,20 @@ impl ValidatorTask {
             }
             CoreOutput::Broadcast(msg) => {
                 self.sync_wal();
-                // Whole blocks go straight to every validator (one that
-                // misses one asks the proposer for it); votes and the rest,
-                // small, are relayed through the mesh too.
+                // A block goes by its transactions' ids where they are
+                // known (the others rebuild it from their mempools).
+                let msg = match msg {
+                    Message::Block(b) => match b.header.hash().ok().and_then(|h| self.relay.proposed(h, &b)) {
+                        Some(compact) => Message::CompactBlock(compact),
+                        None => Message::Block(b),
+                    },
+                    msg => msg,
+                };
+                // Blocks go straight to every validator (one that misses
+                // one asks the proposer for it); votes and the rest, small,
+                // are relayed through the mesh too.
                 let spread = match msg {
-                    Message::Block(_) => Spread::Direct,
+                    Message::Block(_) | Message::CompactBlock(_) => Spread::Direct,
                     _ => Spread::Mesh,
                 };
                 match encode_message(&msg) {
@@ -544,23 +682,21 @@ impl ValidatorTask {
                     Err(e) => warn!(error = %e, "encoding a consensus message failed"),
                 }
             }
-            CoreOutput::Send { to, msg } => {
-                self.sync_wal();
-                let Some(conn) = self.endpoint.connection_to(&NodeId(to.0)) else {
-                    debug!(peer = %to, "no connection to send to");
-                    return;
-                };
-                match encode_message(&msg) {
-                    Ok(bytes) => {
-                        tokio::spawn(async move {
-                            if let Err(e) = conn.send_message(Bytes::from(bytes)).await {
-                                debug!(error = %e, "send failed");
-                            }
-                        });
-                    }
-                    Err(e) => warn!(error = %e, "encoding a consensus message failed"),
+            CoreOutput::Send {
+                to,
+                msg: Message::BlockRequest { height, hash },
+            } => {
+                // A compact block on its way makes the request moot; one
+                // just behind the proposal gets a moment to arrive.
+                if !self.relay.has(&hash) {
+                    let inputs = self.inputs.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(BLOCK_REQUEST_GRACE).await;
+                        let _ = inputs.send(Input::BlockRequestDue { to, height, hash }).await;
+                    });
                 }
             }
+            CoreOutput::Send { to, msg } => self.send_to(to, &msg),
             CoreOutput::Schedule(t, after) => {
                 self.timers.insert(t, Instant::now() + after);
             }

@@ -146,6 +146,11 @@ impl CheckedTx {
         &self.0.bytes
     }
 
+    /// Its canonical encoding, shareable.
+    pub fn shared_bytes(&self) -> &Bytes {
+        &self.0.bytes
+    }
+
     /// Its id (see [`Transaction::hash`]).
     pub fn hash(&self) -> Hash {
         self.0.hash
