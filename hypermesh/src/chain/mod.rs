@@ -665,8 +665,12 @@ impl Chain {
             let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
             hashes.insert(hash, height).map_err(db_err)?;
             let mut txs = txn.open_table(TXS).map_err(db_err)?;
-            for (i, hash) in tx_hashes.iter().enumerate() {
-                txs.insert(*hash, position(height, i as u32)).map_err(db_err)?;
+            // In key order: consecutive inserts then walk the same
+            // B-tree pages instead of random ones.
+            let mut sorted: Vec<(&Hash, u32)> = tx_hashes.iter().zip(0u32..).collect();
+            sorted.sort_unstable_by_key(|(h, _)| *h);
+            for (hash, i) in sorted {
+                txs.insert(*hash, position(height, i)).map_err(db_err)?;
             }
             let mut meta = txn.open_table(META).map_err(db_err)?;
             meta.insert(META_TIP, height.to_be_bytes().as_slice()).map_err(db_err)?;

@@ -260,7 +260,8 @@ impl NodeService {
         let out = self.admit_checked(txs).await;
         let refused = out.iter().filter(|r| r.is_err()).count();
         if refused > 0 {
-            tracing::debug!(refused, of = out.len(), "gossiped transactions refused");
+            let first = out.iter().find_map(|r| r.as_ref().err()).map(ToString::to_string);
+            tracing::debug!(refused, of = out.len(), first, "gossiped transactions refused");
         }
     }
 

@@ -140,7 +140,7 @@ fn sync_request(from: u64, max: u32) -> Bytes {
 
 /// Encodes a batch of transactions for gossip.
 fn tx_batch(txs: &[Bytes]) -> Bytes {
-    let mut w = Writer::new();
+    let mut w = Writer::with_capacity(4 + txs.iter().map(|t| 4 + t.len()).sum::<usize>());
     w.u32(txs.len() as u32);
     for t in txs {
         w.bytes32(t);
@@ -332,6 +332,7 @@ fn spawn_receivers(
         }
     };
     tokio::spawn(async move {
+        let mut forwarded = ForwardedQueues::default();
         loop {
             let input = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -350,10 +351,7 @@ fn spawn_receivers(
                 m = txs.recv() => {
                     let Some(m) = m else { break };
                     match decode_tx_batch(&m.payload) {
-                        Ok(batch) => {
-                            let service = service.clone();
-                            tokio::spawn(async move { service.admit_forwarded(batch).await });
-                        }
+                        Ok(batch) => forwarded.admit(&service, &m.origin, batch),
                         Err(e) => debug!(error = %e, "dropping a malformed transaction batch"),
                     }
                     None
@@ -366,6 +364,48 @@ fn spawn_receivers(
             }
         }
     });
+}
+
+/// Batches a validator forwards are admitted one after the other, in the
+/// order they came: a sender's later nonces must not reach the mempool
+/// before its earlier ones (they would be refused as gaps, and blocks
+/// with them would have to fetch them). Batches from different origins
+/// are admitted side by side.
+#[derive(Default)]
+struct ForwardedQueues {
+    queues: HashMap<Bytes, mpsc::Sender<Vec<Bytes>>>,
+}
+
+/// Batches waiting per origin; more are dropped (a block holding their
+/// transactions fetches them from its proposer).
+const FORWARDED_QUEUE: usize = 64;
+/// Origins given a queue of their own (validators); batches from any
+/// more are admitted unordered.
+const MAX_FORWARD_ORIGINS: usize = 256;
+
+impl ForwardedQueues {
+    fn admit(&mut self, service: &Arc<NodeService>, origin: &Bytes, batch: Vec<Bytes>) {
+        if !self.queues.contains_key(origin) {
+            if self.queues.len() >= MAX_FORWARD_ORIGINS {
+                let service = service.clone();
+                tokio::spawn(async move { service.admit_forwarded(batch).await });
+                return;
+            }
+            let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(FORWARDED_QUEUE);
+            let service = service.clone();
+            tokio::spawn(async move {
+                while let Some(batch) = rx.recv().await {
+                    service.admit_forwarded(batch).await;
+                }
+            });
+            self.queues.insert(origin.clone(), tx);
+        }
+        if let Some(queue) = self.queues.get(origin) {
+            if queue.try_send(batch).is_err() {
+                debug!("dropping a forwarded transaction batch: its origin's queue is full");
+            }
+        }
+    }
 }
 
 /// The mempool's copies of the transactions with these ids.
