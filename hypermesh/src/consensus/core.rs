@@ -137,8 +137,9 @@ pub enum Message {
 pub enum WalEntry {
     /// An input the engine asked to persist.
     Engine(EngineInput<HmContext>),
-    /// A block this node built or checked at the log's height, so that a
-    /// restarted node can still commit what it voted for.
+    /// A block this node built at the log's height, so that a restarted
+    /// node can still propose again and commit it (blocks it received
+    /// come back from the validators that hold them).
     Block(EncodedBlock),
 }
 
@@ -629,13 +630,15 @@ impl Core {
             return Ok(());
         }
         known.verdict = Some(valid);
-        let block = known.block.clone();
         let Some(&(round, pol_round, proposer)) = self.host.proposals.get(&id) else {
             return Ok(());
         };
-        if valid {
-            self.host.wal(WalEntry::Block(block));
-        }
+        // A received block is not logged (only its verdict is, below): the
+        // validators that sent and voted for it hold it, and a restarted
+        // node gets it back from them (block request, or sync once it is
+        // decided). Logging megabytes per block on every validator cost
+        // more than executing them. A node's own block, which may exist
+        // nowhere else yet, is logged when built.
         let value = ProposedValue {
             height: Height(self.host.height),
             round,

@@ -67,8 +67,10 @@ pub(crate) struct Args {
     /// Rate of those, per second.
     #[arg(long, default_value_t = 20.0)]
     latency_rate: f64,
-    /// Transfers of the throughput round (measured).
-    #[arg(long, default_value_t = 40_000)]
+    /// Transfers of the throughput round (measured; enough for about
+    /// 10 s, so that filling the first block and draining the last weigh
+    /// little in the sustained rate).
+    #[arg(long, default_value_t = 100_000)]
     txs: usize,
     /// Distinct sending accounts of the throughput round.
     #[arg(long, default_value_t = 1_200)]
