@@ -11,7 +11,8 @@ use super::*;
 use crate::consensus::context::{Address, BlockId, ConsensusSignature, Height, Vote};
 use crate::consensus::signing::vote_bytes;
 use crate::consensus::wire::encode_wal_entry;
-use crate::types::{Block, BlockHeader, EncodedBlock, ProofSection};
+use crate::types::test_fixtures::{header as block_header, signed_call};
+use crate::types::{Block, EncodedBlock};
 
 fn key() -> &'static KeyPair {
     static KEY: OnceLock<KeyPair> = OnceLock::new();
@@ -33,18 +34,7 @@ fn vote(vote_type: VoteType, round: u32, value: Option<u8>) -> WalEntry {
 fn block() -> WalEntry {
     WalEntry::Block(
         EncodedBlock::encode(Arc::new(Block {
-            header: BlockHeader {
-                chain_id: "wal-test".into(),
-                height: 5,
-                parent_hash: [1; 32],
-                timestamp_ms: 42,
-                proposer: [2; 32],
-                tx_root: [3; 32],
-                state_root: [4; 32],
-                validator_set_hash: [5; 32],
-                result_root: [6; 32],
-                proofs: ProofSection::default(),
-            },
+            header: block_header("wal-test", 5, 42),
             txs: vec![],
             commit: vec![],
         }))
@@ -418,22 +408,7 @@ fn a_large_buffer_is_written_out_before_the_flush() {
 
 #[test]
 fn a_block_over_the_buffer_size_is_logged_whole_between_its_neighbours() {
-    use crate::types::{Call, Sender, UnsignedTransaction};
-    let tx = UnsignedTransaction {
-        chain_id: "wal-test".into(),
-        sender: Sender::Key(key().public_key().clone()),
-        nonce: 1,
-        expiry_height: 100,
-        gas_limit: 10_000,
-        fee: 5,
-        call: Call {
-            module: "bank".into(),
-            method: "transfer".into(),
-            args: vec![7; 60 * 1024],
-        },
-    }
-    .sign(key())
-    .expect("sign");
+    let tx = signed_call(key(), "wal-test", 1, vec![7; 60 * 1024]);
     let WalEntry::Block(small) = block() else {
         unreachable!()
     };

@@ -20,7 +20,7 @@ use crate::consensus::compact::CompactBlock;
 use crate::consensus::context::ValidatorSet;
 use crate::consensus::signing::{proposal_signing_bytes, vote_bytes};
 use crate::modules::staking;
-use crate::types::{Block, BlockHeader, Call, EncodedBlock, ProofSection, Sender, UnsignedTransaction, MAX_BLOCK_TXS};
+use crate::types::{Block, BlockHeader, EncodedBlock, ProofSection, MAX_BLOCK_TXS};
 
 const CHAIN: &str = "wire-test";
 
@@ -107,21 +107,7 @@ fn round_certificate() -> RoundCertificate<HmContext> {
 }
 
 fn block() -> Block {
-    let tx = UnsignedTransaction {
-        chain_id: CHAIN.into(),
-        sender: Sender::Key(keys()[0].public_key().clone()),
-        nonce: 1,
-        expiry_height: 100,
-        gas_limit: 10_000,
-        fee: 5,
-        call: Call {
-            module: "bank".into(),
-            method: "transfer".into(),
-            args: vec![1, 2, 3],
-        },
-    }
-    .sign(&keys()[0])
-    .expect("sign");
+    let tx = crate::types::test_fixtures::signed_call(&keys()[0], CHAIN, 1, vec![1, 2, 3]);
     Block {
         header: BlockHeader {
             chain_id: CHAIN.into(),

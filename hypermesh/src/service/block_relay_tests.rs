@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use stoq::crypto::{Algorithm, KeyPair};
 
 use super::*;
-use crate::types::{BlockHeader, Call, Sender, UnsignedTransaction};
+use crate::types::test_fixtures::{header, signed_call};
 
 const CHAIN: &str = "relay-test";
 
@@ -23,21 +23,7 @@ fn txs(n: usize) -> Vec<CheckedTx> {
     let all = TXS.get_or_init(|| {
         (0..6u64)
             .map(|nonce| {
-                let tx = UnsignedTransaction {
-                    chain_id: CHAIN.into(),
-                    sender: Sender::Key(key().public_key().clone()),
-                    nonce,
-                    expiry_height: 100,
-                    gas_limit: 10_000,
-                    fee: 5,
-                    call: Call {
-                        module: "bank".into(),
-                        method: "transfer".into(),
-                        args: vec![nonce as u8; 8],
-                    },
-                }
-                .sign(key())
-                .expect("sign");
+                let tx = signed_call(key(), CHAIN, nonce, vec![nonce as u8; 8]);
                 CheckedTx::admit(&tx.encode().expect("encode"), CHAIN, 0).expect("admit")
             })
             .collect()
@@ -47,18 +33,7 @@ fn txs(n: usize) -> Vec<CheckedTx> {
 
 fn block_of(height: u64, txs: &[CheckedTx]) -> (Hash, EncodedBlock) {
     let block = Arc::new(Block {
-        header: BlockHeader {
-            chain_id: CHAIN.into(),
-            height,
-            parent_hash: [1; 32],
-            timestamp_ms: 9,
-            proposer: [2; 32],
-            tx_root: [3; 32],
-            state_root: [4; 32],
-            validator_set_hash: [5; 32],
-            result_root: [6; 32],
-            proofs: Default::default(),
-        },
+        header: header(CHAIN, height, 9),
         txs: txs.iter().map(|t| Arc::clone(t.shared_tx())).collect(),
         commit: Vec::new(),
     });

@@ -199,42 +199,16 @@ impl Eq for EncodedBlock {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::tx::{Call, Sender, UnsignedTransaction};
+    use crate::types::test_fixtures::{header, signed_call};
     use stoq::crypto::{Algorithm, KeyPair};
 
     fn block(commit: Vec<u8>, txs: usize) -> Arc<Block> {
         let key = KeyPair::generate(Algorithm::FnDsa1024);
         let txs = (0..txs as u64)
-            .map(|nonce| {
-                let tx = UnsignedTransaction {
-                    chain_id: "hypermesh-test".into(),
-                    sender: Sender::Key(key.public_key().clone()),
-                    nonce,
-                    expiry_height: 100,
-                    gas_limit: 10_000,
-                    fee: 5,
-                    call: Call {
-                        module: "bank".into(),
-                        method: "transfer".into(),
-                        args: vec![nonce as u8; 3],
-                    },
-                };
-                Arc::new(tx.sign(&key).expect("sign"))
-            })
+            .map(|nonce| Arc::new(signed_call(&key, "hypermesh-test", nonce, vec![nonce as u8; 3])))
             .collect();
         Arc::new(Block {
-            header: BlockHeader {
-                chain_id: "hypermesh-test".into(),
-                height: 3,
-                parent_hash: [1; 32],
-                timestamp_ms: 7,
-                proposer: [2; 32],
-                tx_root: [3; 32],
-                state_root: [4; 32],
-                validator_set_hash: [5; 32],
-                result_root: [6; 32],
-                proofs: Default::default(),
-            },
+            header: header("hypermesh-test", 3, 7),
             txs,
             commit,
         })

@@ -4,6 +4,8 @@ mod block;
 mod checked;
 mod encoded_block;
 mod key_cache;
+#[cfg(test)]
+pub(crate) mod test_fixtures;
 mod tx;
 
 #[cfg(test)]
