@@ -29,9 +29,12 @@ const N: usize = 4;
 const CHAIN_WAIT: Duration = Duration::from_secs(120);
 /// How long the chain without a quorum is watched for progress.
 const HALT_WATCH: Duration = Duration::from_secs(5);
-/// How often a process's exit or the validators' heights are polled:
-/// other processes offer nothing to wait on.
+/// How soon a validator that did not answer at all (still starting) is
+/// asked again.
 const POLL: Duration = Duration::from_millis(100);
+/// Longest wait of one request for a block not yet committed (below the
+/// request's own 10 s timeout).
+const BLOCK_WAIT: Duration = Duration::from_secs(5);
 /// Time for a block decided just before a second kill to be committed,
 /// before the halt is observed.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -93,32 +96,32 @@ impl Validator {
     /// Stops the process with SIGTERM; it must exit cleanly.
     fn stop(&mut self) {
         let mut child = self.child.take().expect("the validator is running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "{} exited with {status} on SIGTERM; its log:\n{}",
-                    self.node.name,
-                    self.tail(40)
-                );
-                return;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{} did not stop within {WAIT:?} of SIGTERM; its log:\n{}",
-                    self.node.name,
-                    self.tail(40)
-                );
-            }
-            std::thread::sleep(POLL);
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        // Waited for on a thread of its own, so the wait has a deadline.
+        let (exited, exit) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = exited.send(());
+            status
+        });
+        let in_time = exit.recv_timeout(WAIT).is_ok();
+        if !in_time {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
         }
+        let status = waiter.join().expect("the waiting thread").unwrap();
+        assert!(
+            in_time,
+            "{} did not stop within {WAIT:?} of SIGTERM; its log:\n{}",
+            self.node.name,
+            self.tail(40)
+        );
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM; its log:\n{}",
+            self.node.name,
+            self.tail(40)
+        );
     }
 
     /// The last `n` lines of its log, without colours.
@@ -209,22 +212,35 @@ async fn heights(vs: &[&Validator]) -> Vec<Option<u64>> {
 }
 
 /// Waits until every node of `which` reports a height of at least
-/// `at_least`; their heights.
+/// `at_least`; their heights. Each node is asked for that block with a
+/// wait (`hm.blocks` answers as soon as it is committed), so nothing is
+/// polled but a node that does not answer at all.
 async fn wait_heights(all: &[Validator], which: &[usize], at_least: u64, what: &str) -> Vec<u64> {
     let deadline = Instant::now() + CHAIN_WAIT;
-    loop {
-        let hs = heights(&which.iter().map(|&i| &all[i]).collect::<Vec<_>>()).await;
-        if hs.iter().all(|h| h.is_some_and(|h| h >= at_least)) {
-            return hs.into_iter().flatten().collect();
+    for &i in which {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let hs = heights(&which.iter().map(|&i| &all[i]).collect::<Vec<_>>()).await;
+                panic!(
+                    "{what}: validators {which:?} did not all reach height {at_least} within {CHAIN_WAIT:?} (heights {hs:?})\n{}",
+                    tails(all)
+                );
+            }
+            let wait_ms = left.min(BLOCK_WAIT).as_millis() as u64;
+            let params = json!({ "from": at_least, "max": 1, "wait_ms": wait_ms });
+            match rpc(all[i].node.http, "hm.blocks", params).await {
+                Ok(r) if r["blocks"].as_array().is_some_and(|b| !b.is_empty()) => break,
+                Ok(_) => {}
+                // Not answering (still starting): asked again shortly.
+                Err(_) => sleep(POLL).await,
+            }
         }
-        if Instant::now() > deadline {
-            panic!(
-                "{what}: validators {which:?} did not all reach height {at_least} within {CHAIN_WAIT:?} (heights {hs:?})\n{}",
-                tails(all)
-            );
-        }
-        sleep(POLL).await;
     }
+    let hs = heights(&which.iter().map(|&i| &all[i]).collect::<Vec<_>>()).await;
+    hs.into_iter()
+        .map(|h| h.expect("a validator that just served the block reports its height"))
+        .collect()
 }
 
 /// The highest height any of `which` reports.

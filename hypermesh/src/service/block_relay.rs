@@ -262,10 +262,7 @@ impl BlockRelay {
         let block = self.own.get(hash)?;
         indices
             .iter()
-            .map(|&i| {
-                let tx = block.txs.get(i as usize)?;
-                tx.encode().ok().map(|b| (i, Bytes::from(b)))
-            })
+            .map(|&i| block.tx_encoding(i as usize).map(|b| (i, b)))
             .collect()
     }
 

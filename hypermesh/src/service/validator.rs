@@ -568,15 +568,17 @@ impl ValidatorTask {
         }
     }
 
-    fn carry_relay(&mut self, step: Step) {
+    /// Feeds `input` back to this task after `after`: the one timer of
+    /// the shell's own waits (each caller names why it waits).
+    fn input_after(&self, input: Input, after: Duration) {
         let inputs = self.inputs.clone();
-        let later = |input: Input, after: Duration| {
-            let inputs = inputs.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let _ = inputs.send(input).await;
-            });
-        };
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = inputs.send(input).await;
+        });
+    }
+
+    fn carry_relay(&mut self, step: Step) {
         match step {
             Step::Deliver { from, block, fetched } => {
                 let outcome = if fetched { "fetched" } else { "mempool" };
@@ -590,7 +592,7 @@ impl ValidatorTask {
                     msg: Message::Block(block),
                 });
             }
-            Step::Wait { hash, after } => later(Input::RelayDue(hash), after),
+            Step::Wait { hash, after } => self.input_after(Input::RelayDue(hash), after),
             Step::Ask {
                 to,
                 height,
@@ -603,7 +605,7 @@ impl ValidatorTask {
                     "asking the proposer for transactions of its block"
                 );
                 self.send_to(to, &Message::BlockTxsRequest { height, hash, indices });
-                later(Input::RelayDue(hash), ANSWER_WAIT);
+                self.input_after(Input::RelayDue(hash), ANSWER_WAIT);
             }
             Step::AskBlock { to, height, hash } => {
                 self.service
@@ -729,11 +731,7 @@ impl ValidatorTask {
                 // A compact block on its way makes the request moot; one
                 // just behind the proposal gets a moment to arrive.
                 if !self.relay.has(&hash) {
-                    let inputs = self.inputs.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(BLOCK_REQUEST_GRACE).await;
-                        let _ = inputs.send(Input::BlockRequestDue { to, height, hash }).await;
-                    });
+                    self.input_after(Input::BlockRequestDue { to, height, hash }, BLOCK_REQUEST_GRACE);
                 }
             }
             CoreOutput::Send { to, msg } => self.send_to(to, &msg),
@@ -782,11 +780,7 @@ impl ValidatorTask {
                 self.queue_evidence(e);
             }
             CoreOutput::Behind { height, peer, .. } => {
-                let inputs = self.inputs.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(SYNC_GRACE).await;
-                    let _ = inputs.send(Input::SyncDue { height, peer }).await;
-                });
+                self.input_after(Input::SyncDue { height, peer }, SYNC_GRACE);
             }
         }
     }

@@ -155,6 +155,15 @@ impl EncodedBlock {
         }
     }
 
+    /// The encoding of the transaction at `index`: the part held, or (for
+    /// a block held whole) encoded anew.
+    pub fn tx_encoding(&self, index: usize) -> Option<Bytes> {
+        match &*self.encoding {
+            Encoding::Parts { txs, .. } => txs.get(index).cloned(),
+            Encoding::Whole(_) => self.block.txs.get(index)?.encode().ok().map(Bytes::from),
+        }
+    }
+
     /// Calls `f` on consecutive pieces of the encoding, in order.
     pub fn for_each_part(&self, mut f: impl FnMut(&[u8])) {
         match &*self.encoding {
@@ -227,6 +236,10 @@ mod tests {
         for e in [&whole, &parts] {
             assert_eq!(&e.bytes()[..], &canonical[..]);
             assert_eq!(e.len(), canonical.len());
+            for (i, tx) in b.txs.iter().enumerate() {
+                assert_eq!(&e.tx_encoding(i).unwrap()[..], &tx.encode().unwrap()[..]);
+            }
+            assert!(e.tx_encoding(b.txs.len()).is_none());
             let mut joined = Vec::new();
             e.for_each_part(|p| joined.extend_from_slice(p));
             assert_eq!(joined, canonical);

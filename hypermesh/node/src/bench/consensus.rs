@@ -52,7 +52,7 @@ use stoq::{Endpoint, EndpointConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{pki, process_cpu_secs, verify_rate};
+use super::{pki, process_cpu_secs, VerifySample};
 use crate::config::ConsensusSection;
 
 /// Arguments of `bench consensus`.
@@ -119,28 +119,28 @@ pub(crate) async fn run(mut a: Args) -> anyhow::Result<()> {
     );
 
     let verify_for = Duration::from_secs_f64(a.verify_secs / 4.0);
-    let bound_before = verify_rate(cores, verify_for, true);
-    let bare_before = verify_rate(cores, verify_for, false);
+    let before = VerifySample::take(cores, verify_for);
     let net = Network::start(&a).await?;
     let result = measure(&a, &net).await;
     let compact = compact_outcomes(&net);
     net.stop().await;
     let m = result?;
-    let bound_after = verify_rate(cores, verify_for, true);
-    let bare_after = verify_rate(cores, verify_for, false);
-    let all_cores = (bound_before + bound_after) / 2.0;
-    let bare = (bare_before + bare_after) / 2.0;
+    let after = VerifySample::take(cores, verify_for);
+    let mean = before.mean(after);
+    let (all_cores, bare) = (mean.decoded_each_time, mean.decoded_before);
     let bound = all_cores / a.validators as f64;
 
     println!(
-        "FN-DSA-1024 verification, key decoded each time: {all_cores:.0}/s on {cores} cores ({bound_before:.0}/s before, {bound_after:.0}/s after)"
+        "FN-DSA-1024 verification, key decoded each time: {all_cores:.0}/s on {cores} cores ({:.0}/s before, {:.0}/s after)",
+        before.decoded_each_time, after.decoded_each_time
     );
     println!(
         "  bound for {} validators that each verify every transfer: {bound:.0} transfers/s",
         a.validators
     );
     println!(
-        "  with the key decoded beforehand: {bare:.0}/s on {cores} cores ({bare_before:.0}/s before, {bare_after:.0}/s after)"
+        "  with the key decoded beforehand: {bare:.0}/s on {cores} cores ({:.0}/s before, {:.0}/s after)",
+        before.decoded_before, after.decoded_before
     );
     let l = &m.latency;
     println!(

@@ -32,7 +32,7 @@ use hypermesh::types::Transaction;
 use stoq::crypto::{Algorithm, KeyPair};
 use stoq::{Endpoint, EndpointConfig};
 
-use super::{pki, process_cpu_secs, verify_rate};
+use super::{pki, process_cpu_secs, VerifySample};
 
 /// Arguments of `bench` (the ledger benchmark).
 #[derive(Debug, clap::Args)]
@@ -80,23 +80,23 @@ pub(crate) async fn run(mut a: Args) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("hypermesh bench on {cores} cores");
 
-    // The bound is measured before and after the end-to-end run and
-    // averaged, so that a change in the machine's load during the run
-    // weighs on both sides of the ratio alike.
     let verify_for = Duration::from_secs_f64(a.verify_secs / 2.0);
-    let bound_before = verify_rate(cores, verify_for, true);
-    let bare_before = verify_rate(cores, verify_for, false);
+    let before = VerifySample::take(cores, verify_for);
     let e2e = end_to_end(&a).await?;
-    let bound_after = verify_rate(cores, verify_for, true);
-    let bare_after = verify_rate(cores, verify_for, false);
-    let (bound, bare) = ((bound_before + bound_after) / 2.0, (bare_before + bare_after) / 2.0);
+    let after = VerifySample::take(cores, verify_for);
+    let mean = before.mean(after);
+    let (bound, bare) = (mean.decoded_each_time, mean.decoded_before);
     println!(
-        "FN-DSA-1024 verification of a 64-byte sighash, key decoded each time: {bound:.0}/s on {cores} cores ({:.0}/s per core; {bound_before:.0}/s before the run, {bound_after:.0}/s after)",
-        bound / cores as f64
+        "FN-DSA-1024 verification of a 64-byte sighash, key decoded each time: {bound:.0}/s on {cores} cores ({:.0}/s per core; {:.0}/s before the run, {:.0}/s after)",
+        bound / cores as f64,
+        before.decoded_each_time,
+        after.decoded_each_time
     );
     println!(
-        "FN-DSA-1024 verification of a 64-byte sighash, key decoded beforehand: {bare:.0}/s on {cores} cores ({:.0}/s per core; {bare_before:.0}/s before, {bare_after:.0}/s after)",
-        bare / cores as f64
+        "FN-DSA-1024 verification of a 64-byte sighash, key decoded beforehand: {bare:.0}/s on {cores} cores ({:.0}/s per core; {:.0}/s before, {:.0}/s after)",
+        bare / cores as f64,
+        before.decoded_before,
+        after.decoded_before
     );
     println!(
         "transfers end to end (submit over STOQ, admitted, executed, committed): {} in {:.2} s = {:.0}/s",
