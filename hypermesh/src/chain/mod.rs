@@ -89,6 +89,9 @@ pub struct Executed {
     pub txs: Vec<CheckedTx>,
     /// What executing it produced.
     pub outcome: BlockOutcome,
+    /// `outcome.receipts` encoded: hashed into the result root, then
+    /// stored with the block.
+    receipt_encodings: Vec<Vec<u8>>,
     staged: Arc<StagedState>,
 }
 
@@ -528,7 +531,12 @@ impl Chain {
             let (txs, receipts) = (&txs, &outcome.receipts);
             let roots = scope.spawn(move || {
                 let ids: Vec<Hash> = txs.iter().map(CheckedTx::hash).collect();
-                (Block::tx_root_of_ids(&ids), Receipt::root(receipts))
+                let encoded: Vec<Vec<u8>> = receipts.iter().map(Receipt::encode).collect();
+                (
+                    Block::tx_root_of_ids(&ids),
+                    Receipt::root_of_encodings(&encoded),
+                    encoded,
+                )
             });
             let staged = self.state.stage_on(parent, info.height, writes);
             let roots = roots
@@ -536,7 +544,7 @@ impl Chain {
                 .map_err(|_| Error::Store("computing a block's roots panicked".into()));
             (staged, roots)
         });
-        let (staged, (tx_root, result_root)) = (staged?, roots?);
+        let (staged, (tx_root, result_root, receipt_encodings)) = (staged?, roots?);
         let header = BlockHeader {
             chain_id: self.chain_id().to_string(),
             height: info.height,
@@ -559,6 +567,7 @@ impl Chain {
             hash,
             txs,
             outcome,
+            receipt_encodings,
             staged: Arc::new(staged),
         })
     }
@@ -593,11 +602,12 @@ impl Chain {
         // transaction commits only once the record is on disk, so the
         // index never points past the log.
         let (appended, staged) = std::thread::scope(|scope| {
-            let (block, txs, outcome) = (&block, &executed.txs, &executed.outcome);
+            let (block, txs, receipts) = (&block, &executed.txs, &executed.receipt_encodings);
+            let events = &executed.outcome.block_events;
             let writer = scope.spawn(move || {
                 self.log.append(|w| {
                     let n = Block::write_parts(w, &block.header, txs.iter().map(CheckedTx::bytes), &block.commit)?;
-                    tables::write_results(w, &outcome.receipts, &outcome.block_events)?;
+                    tables::write_results(w, receipts, events)?;
                     Ok(n)
                 })
             });

@@ -69,14 +69,13 @@ impl Location {
 /// Most receipts a results record holds (one per transaction).
 const MAX_RECEIPTS: usize = crate::types::MAX_BLOCK_TXS;
 
-/// Writes a block's results (receipts, then hook events).
-pub(super) fn write_results(out: &mut dyn std::io::Write, receipts: &[Receipt], events: &[Event]) -> Result<()> {
+/// Writes a block's results (its receipts' encodings, then hook events).
+pub(super) fn write_results(out: &mut dyn std::io::Write, receipts: &[Vec<u8>], events: &[Event]) -> Result<()> {
     let io = |e: std::io::Error| Error::Store(format!("writing receipts: {e}"));
     out.write_all(&(receipts.len() as u32).to_be_bytes()).map_err(io)?;
-    for r in receipts {
-        let b = r.encode();
+    for b in receipts {
         out.write_all(&(b.len() as u32).to_be_bytes()).map_err(io)?;
-        out.write_all(&b).map_err(io)?;
+        out.write_all(b).map_err(io)?;
     }
     out.write_all(&encode_events(events)).map_err(io)
 }

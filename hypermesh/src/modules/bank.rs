@@ -23,7 +23,8 @@ pub fn fee_collector() -> AccountId {
 }
 
 fn key(tag: u8, account: Option<&AccountId>, denom: &str) -> Vec<u8> {
-    let mut k = b"bank/".to_vec();
+    let mut k = Vec::with_capacity(7 + 32 + denom.len());
+    k.extend_from_slice(b"bank/");
     k.push(tag);
     k.push(b'/');
     if let Some(a) = account {

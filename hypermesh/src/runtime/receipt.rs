@@ -183,6 +183,12 @@ impl Receipt {
     /// The header's result root for `receipts`.
     pub fn root(receipts: &[Receipt]) -> Hash {
         let encoded: Vec<Vec<u8>> = receipts.iter().map(Receipt::encode).collect();
-        merkle_root(&encoded)
+        Self::root_of_encodings(&encoded)
+    }
+
+    /// [`Receipt::root`] from the receipts' encodings (kept by a node that
+    /// also stores them).
+    pub fn root_of_encodings(encoded: &[Vec<u8>]) -> Hash {
+        merkle_root(encoded)
     }
 }

@@ -1,6 +1,8 @@
 //! `stoq`: key generation, a development CA, an RPC echo server, ping and
 //! the transport benchmarks.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod ca;
 mod common;

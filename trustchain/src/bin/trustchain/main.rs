@@ -1,5 +1,7 @@
 //! `trustchain`: the CA member daemon and its command-line tools.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod bench;
 mod common;
