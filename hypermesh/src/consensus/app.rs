@@ -163,14 +163,25 @@ impl BlockApp {
 
     /// Queues equivocation evidence for the next block this validator
     /// proposes (checked then; duplicates and stale items are dropped).
-    pub fn add_evidence(&mut self, evidence: Evidence) {
+    /// It is checked first (as a block carrying it would be: signatures,
+    /// membership, age, not yet punished), so forged evidence naming a
+    /// real offender cannot take that offender's place in the queue.
+    /// Returns whether it was queued: `Ok(false)` for evidence against an
+    /// offence already queued, or a full queue.
+    pub fn add_evidence(&mut self, evidence: Evidence) -> Result<bool> {
         let key = (evidence.offender(), evidence.height());
-        if self.evidence.len() >= MAX_PENDING_EVIDENCE
-            || self.evidence.iter().any(|e| (e.offender(), e.height()) == key)
-        {
-            return;
+        if self.evidence.iter().any(|e| (e.offender(), e.height()) == key) {
+            return Ok(false);
+        }
+        // The earliest block that could carry it: the next one, or the
+        // one after the offence when that is the height being decided.
+        let height = self.next_height().max(evidence.height().saturating_add(1));
+        self.verify_evidence(&evidence, height)?;
+        if self.evidence.len() >= MAX_PENDING_EVIDENCE {
+            return Ok(false);
         }
         self.evidence.push(evidence);
+        Ok(true)
     }
 
     /// Evidence waiting for a block.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::evidence::Evidence;
 use super::sim::{NetConfig, Sim, SIM_POW_BITS};
 use crate::chain::CommitCertificate;
 use crate::modules::bank;
@@ -118,4 +119,48 @@ fn a_transaction_with_too_little_work_is_refused() {
     bad.txs.push(short);
     bad.header.tx_root = Block::tx_root(&bad.txs).expect("root");
     refused(&mut sim, &bad, "transaction 0");
+}
+
+/// Two conflicting prevotes for `height`, round 0, naming node
+/// `offender` as their author, signed with node `signer`'s key.
+fn double_vote(sim: &Sim, offender: usize, signer: usize, height: u64) -> Evidence {
+    use super::context::{BlockId, ConsensusSignature, Height, Vote};
+    use super::signing::vote_bytes;
+    use malachite_types::{NilOrVal, Round, SignedMessage, VoteType};
+    let address = sim.address(offender);
+    let [a, b] = [NilOrVal::Nil, NilOrVal::Val(BlockId([7; 32]))].map(|value| {
+        let vote = Vote {
+            vote_type: VoteType::Prevote,
+            height: Height(height),
+            round: Round::new(0),
+            value,
+            validator: address,
+        };
+        let signature = sim.key(signer).sign(&vote_bytes("sim", &vote)).expect("sign");
+        SignedMessage::new(vote, ConsensusSignature(signature))
+    });
+    Evidence::DoubleVote(a, b)
+}
+
+#[test]
+fn forged_evidence_is_refused_and_cannot_take_the_real_offenders_place() {
+    let (mut sim, _) = setup();
+    let height = sim.app(1).next_height() - 1;
+    // Signed by node 3 but naming node 2: a peer framing node 2, or trying
+    // to occupy the queue slot of node 2's real offence.
+    let forged = double_vote(&sim, 2, 3, height);
+    let err = sim.app(1).add_evidence(forged).expect_err("forged evidence was queued");
+    assert!(err.to_string().contains("signature"), "refused for {err}");
+    assert_eq!(sim.app(1).pending_evidence(), 0);
+
+    let real = double_vote(&sim, 2, 2, height);
+    assert!(sim.app(1).add_evidence(real.clone()).expect("real evidence"));
+    // The same offence again is not queued twice.
+    assert!(!sim.app(1).add_evidence(real).expect("a repeat is not an error"));
+    assert_eq!(sim.app(1).pending_evidence(), 1);
+
+    // Evidence of an offence too far ahead to check is refused too.
+    let future = double_vote(&sim, 2, 2, height + 5);
+    assert!(sim.app(1).add_evidence(future).is_err());
+    assert_eq!(sim.app(1).pending_evidence(), 1);
 }

@@ -375,7 +375,9 @@ impl Sim {
         match event {
             Event::Deliver { to, from, msg } => {
                 if let (Message::Evidence(e), Some(app)) = (&msg, self.nodes[to].app.as_mut()) {
-                    app.add_evidence(e.clone());
+                    // Refused evidence (forged, or about a punished
+                    // offence) is dropped, as the shell drops it.
+                    let _ = app.add_evidence(e.clone());
                 }
                 let from = self.nodes[from].address;
                 self.feed(to, CoreInput::Message { from, msg });
@@ -544,7 +546,7 @@ impl Sim {
                     .push(format!("{} n{i} evidence against {}", self.now, e.offender()));
                 self.evidence.push((self.now, i, e.offender()));
                 if let Some(app) = self.nodes[i].app.as_mut() {
-                    app.add_evidence(e);
+                    let _ = app.add_evidence(e);
                 }
             }
             CoreOutput::Send { to, msg } => {
@@ -693,6 +695,11 @@ impl Sim {
     /// Node `i`'s key.
     pub(super) fn key(&self, i: usize) -> &KeyPair {
         &self.nodes[i].key
+    }
+
+    /// Node `i`'s validator address.
+    pub(super) fn address(&self, i: usize) -> Address {
+        self.nodes[i].address
     }
 
     /// The virtual wall clock, ms since the Unix epoch.

@@ -192,4 +192,19 @@ fn an_equivocator_is_slashed_on_chain_and_leaves_the_set() {
     let h = sim.max_committed();
     sim.run_for(3_000);
     assert!(sim.max_committed() > h, "no progress after the equivocator left");
+    // Restarted, the jailed validator follows the chain from outside the
+    // set (its consensus core does not vote there).
+    sim.crash(2);
+    sim.run_for(500);
+    sim.restart(2);
+    let before = sim.max_committed();
+    sim.run_for(3_000);
+    assert!(sim.max_committed() > before, "no progress after the restart");
+    assert!(
+        sim.tip(2) >= before,
+        "the restarted validator did not follow: at {} of {}",
+        sim.tip(2),
+        sim.max_committed()
+    );
+    assert!(sim.app(2).validators().index_of(&accused).is_none());
 }

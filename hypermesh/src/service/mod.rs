@@ -155,14 +155,34 @@ impl NodeService {
     /// A service whose blocks come from BFT consensus with the other
     /// validators ([`NodeService::spawn_validator`]); `key` must be a
     /// validator's.
+    ///
+    /// A validator outside the active set (jailed after a slashing, or
+    /// with its stake below the minimum) still starts: its consensus task
+    /// follows the chain without voting, and votes again from the height
+    /// where it is back in the set. A key that never bonded is refused, as
+    /// most likely the wrong key.
     pub fn for_validator(chain: Chain, key: KeyPair, config: ServiceConfig) -> Result<Arc<NodeService>> {
         let account = key.public_key().node_id().0;
-        if !chain.tip().validators.0.iter().any(|(a, _, _)| *a == account) {
-            return Err(Error::Genesis(format!(
-                "this node's key ({}) is not in the validator set at height {}; is this the validator's key?",
-                stoq::crypto::hex(&account),
-                chain.tip().height
-            )));
+        let tip = chain.tip();
+        if !tip.validators.0.iter().any(|(a, _, _)| *a == account) {
+            let reader = chain.state().reader(tip.height)?;
+            let Some(record) = crate::modules::staking::validator_at(&reader, &account)? else {
+                return Err(Error::Genesis(format!(
+                    "this node's key ({}) has never bonded as a validator (height {}); is this the validator's key?",
+                    stoq::crypto::hex(&account),
+                    tip.height
+                )));
+            };
+            let why = if record.jailed {
+                "jailed"
+            } else {
+                "its stake is below the minimum"
+            };
+            warn!(
+                height = tip.height,
+                stake = %record.stake,
+                "this validator is not in the active set ({why}): following the chain without voting"
+            );
         }
         Self::open(chain, key, config)
     }

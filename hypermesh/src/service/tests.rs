@@ -267,6 +267,42 @@ fn only_a_key_with_a_quorum_may_produce_alone() {
     }
 }
 
+#[test]
+fn a_validator_outside_the_active_set_starts_as_a_follower_and_a_stranger_is_refused() {
+    use crate::modules::staking::StakingParams;
+    // Bob bonded at genesis, below the minimum stake: a validator record
+    // but no seat, as after a slashing jailed it.
+    let mut f = fixture();
+    f.genesis
+        .validators
+        .push(GenesisValidator::new(f.bob.public_key().clone(), 10));
+    let chain = || {
+        let staking = Staking {
+            params: StakingParams {
+                min_stake: 50,
+                ..StakingParams::default()
+            },
+        };
+        let runtime = Runtime::new(ChainParams::default(), vec![Arc::new(staking)]).expect("runtime");
+        Chain::open_db(
+            mem_db(),
+            crate::chain::BlockLog::memory(),
+            runtime,
+            &f.genesis,
+            ChainConfig::default(),
+        )
+        .expect("chain")
+    };
+    let bob = account(&f.bob);
+    assert!(!chain().tip().validators.0.iter().any(|(a, _, _)| *a == bob));
+    let s = NodeService::for_validator(chain(), f.bob.clone(), ServiceConfig::default()).expect("a follower");
+    assert_eq!(s.account(), bob);
+    match NodeService::for_validator(chain(), f.alice.clone(), ServiceConfig::default()) {
+        Err(Error::Genesis(m)) => assert!(m.contains("never bonded"), "{m}"),
+        other => panic!("a key that never bonded started: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_keeps_sending_while_its_blocks_commit_behind_the_producer() {
     // Small blocks, built while the one before commits: the next nonces

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,8 @@ const SYNC_GRACE: Duration = Duration::from_millis(300);
 const BLOCK_REQUEST_GRACE: Duration = Duration::from_millis(100);
 /// Queue of inputs to the consensus task.
 const INPUT_QUEUE: usize = 8_192;
+/// Most equivocation evidence checked at once (see `queue_evidence`).
+const MAX_EVIDENCE_CHECKS: usize = 8;
 /// Most transactions in one gossip batch.
 const TX_BATCH: usize = 512;
 
@@ -284,6 +287,7 @@ impl NodeService {
             config,
             syncing: false,
             relay: BlockRelay::default(),
+            evidence_checks: Arc::new(AtomicUsize::new(0)),
         };
         let start = CoreInput::Start {
             height: next,
@@ -467,6 +471,9 @@ struct ValidatorTask {
     config: ValidatorConfig,
     syncing: bool,
     relay: BlockRelay,
+    /// Evidence being checked on blocking threads (bounded: each check is
+    /// two signature verifications, and peers choose how much they send).
+    evidence_checks: Arc<AtomicUsize>,
 }
 
 impl ValidatorTask {
@@ -555,7 +562,7 @@ impl ValidatorTask {
             }
             msg => {
                 match &msg {
-                    Message::Evidence(e) => self.queue_evidence(e.clone()),
+                    Message::Evidence(e) => self.queue_evidence(e.clone(), from),
                     Message::Block(b) => {
                         if let Ok(hash) = b.header.hash() {
                             self.relay.note_delivered(hash, b.header.height);
@@ -666,14 +673,28 @@ impl ValidatorTask {
         }
     }
 
-    /// Queues evidence for this validator's next block, waking a proposer
-    /// that waits for something to include.
-    fn queue_evidence(&self, e: Evidence) {
+    /// Checks evidence (detected here, or sent by `from`) and queues it
+    /// for this validator's next block, waking a proposer that waits for
+    /// something to include. Evidence that fails the check is dropped with
+    /// a log line naming the sender; so is evidence beyond
+    /// [`MAX_EVIDENCE_CHECKS`] checks at once.
+    fn queue_evidence(&self, e: Evidence, from: Address) {
+        let checks = Arc::clone(&self.evidence_checks);
+        if checks.fetch_add(1, Ordering::AcqRel) >= MAX_EVIDENCE_CHECKS {
+            checks.fetch_sub(1, Ordering::AcqRel);
+            debug!(%from, "equivocation evidence dropped: too many being checked");
+            return;
+        }
         let app = self.app.clone();
         let service = self.service.clone();
         tokio::task::spawn_blocking(move || {
-            super::lock(&app).add_evidence(e);
-            service.admitted.notify_waiters();
+            let (offender, height) = (e.offender(), e.height());
+            match super::lock(&app).add_evidence(e) {
+                Ok(true) => service.admitted.notify_waiters(),
+                Ok(false) => {}
+                Err(error) => warn!(%from, %offender, height, %error, "equivocation evidence refused"),
+            }
+            checks.fetch_sub(1, Ordering::AcqRel);
         });
     }
 
@@ -777,7 +798,7 @@ impl ValidatorTask {
             CoreOutput::Evidence(e) => {
                 warn!(offender = %e.offender(), height = e.height(), "equivocation detected");
                 self.service.metrics.evidence.inc();
-                self.queue_evidence(e);
+                self.queue_evidence(e, self.core.address());
             }
             CoreOutput::Behind { height, peer, .. } => {
                 self.input_after(Input::SyncDue { height, peer }, SYNC_GRACE);
