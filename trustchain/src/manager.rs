@@ -39,7 +39,20 @@ impl TrustSync {
         interval: Duration,
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+        Self::spawn_counted(endpoint, trust, interval, shutdown).0
+    }
+
+    /// [`TrustSync::spawn`], also returning the number of polls of the
+    /// members that succeeded so far: a daemon that is about to dial peers
+    /// whose certificates are newer than its bundle waits for the first.
+    pub fn spawn_counted(
+        endpoint: Endpoint,
+        trust: Arc<TrustStore>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> (tokio::task::JoinHandle<()>, watch::Receiver<u64>) {
+        let (synced_tx, synced) = watch::channel(0u64);
+        let task = tokio::spawn(async move {
             let gossip = endpoint.gossip();
             let (Ok(mut cps), Ok(mut revs)) = (
                 gossip.subscribe(topic::CHECKPOINTS),
@@ -55,14 +68,14 @@ impl TrustSync {
                     () = shutdown.cancelled() => return,
                     Some(m) = cps.recv() => apply_checkpoint(&trust, &m.payload),
                     Some(m) = revs.recv() => apply_revocation(&trust, &m.payload),
-                    _ = tick.tick() => {
-                        if let Err(e) = client.sync(&trust).await {
-                            warn!(error = %e, "TrustChain sync failed; verifying with what is known");
-                        }
-                    }
+                    _ = tick.tick() => match client.sync(&trust).await {
+                        Ok(_) => synced_tx.send_modify(|n| *n += 1),
+                        Err(e) => warn!(error = %e, "TrustChain sync failed; verifying with what is known"),
+                    },
                 }
             }
-        })
+        });
+        (task, synced)
     }
 }
 

@@ -576,15 +576,17 @@ async fn stop(cluster: &mut Cluster, i: usize) -> std::path::PathBuf {
 }
 
 /// Starts member `i` again from `data_dir` (see [`stop`]) on
-/// another STOQ port, with HTTP on; returns the HTTP address.
+/// other (ephemeral) STOQ and DNS ports, with HTTP on; returns the HTTP
+/// address.
 async fn restart(cluster: &mut Cluster, i: usize, data_dir: std::path::PathBuf) -> SocketAddr {
     let config = MemberConfig {
         data_dir,
-        listen: Some(SocketAddr::from((Ipv6Addr::LOCALHOST, inproc::free_port()))),
+        listen: Some(SocketAddr::from((Ipv6Addr::LOCALHOST, 0))),
         http_listen: Some(SocketAddr::from((Ipv6Addr::LOCALHOST, 0))),
         ..cluster.config(i)
     };
     let member = MemberNode::start(config).await.unwrap();
+    cluster.note_started(i, &member);
     let http = member.http_addr().unwrap();
     cluster.members[i] = Some(member);
     http

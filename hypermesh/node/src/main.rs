@@ -50,8 +50,11 @@ fn tune_allocator() {
 #[command(name = "hypermesh", version, about)]
 struct Cli {
     /// Log filter (e.g. `info`, `hypermesh=debug`); also read from RUST_LOG.
-    #[arg(long, global = true, default_value = "info")]
-    log: String,
+    /// By default `info`, with the consensus engine (which logs every vote
+    /// at info) kept to warnings (`arc_malachitebft_core_consensus=info`
+    /// brings it back); `warn` for `bench`, whose report is its output.
+    #[arg(long, global = true)]
+    log: Option<String>,
     /// Write logs as JSON lines.
     #[arg(long, global = true)]
     log_json: bool,
@@ -85,7 +88,11 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tune_allocator();
     let cli = Cli::parse();
-    stoq::daemon::init_logging(&cli.log, cli.log_json);
+    let log = cli.log.as_deref().unwrap_or(match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info,arc_malachitebft_core_consensus=warn",
+    });
+    stoq::daemon::init_logging(log, cli.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {

@@ -94,6 +94,10 @@ pub(crate) fn raise_limits_for_blocks(config: &mut stoq::EndpointConfig) {
     config.gossip.max_payload = config.gossip.max_payload.max(block);
 }
 
+/// How long a validator waits for its first TrustChain sync before it
+/// dials the other validators anyway.
+const FIRST_TRUST_SYNC: Duration = Duration::from_secs(10);
+
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
     let genesis = GenesisFile::load(&config.genesis)?;
@@ -145,7 +149,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let endpoint =
         Endpoint::bind(stoq_config, tls).with_context(|| format!("binding STOQ on {}", config.stoq.listen))?;
     let shutdown = CancellationToken::new();
-    let sync = TrustSync::spawn(
+    let (sync, mut trust_synced) = TrustSync::spawn_counted(
         endpoint.clone(),
         trust.clone(),
         Duration::from_millis(config.trust_sync_interval_ms),
@@ -200,6 +204,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     };
     let producer = match app {
         Some(app) => {
+            // The peers' certificates may be newer than the bundle on disk:
+            // dialing before the first poll of the CA would fail their
+            // handshakes and wait a redial interval.
+            let first = tokio::time::timeout(FIRST_TRUST_SYNC, trust_synced.wait_for(|n| *n > 0)).await;
+            if !matches!(first, Ok(Ok(_))) {
+                tracing::warn!(
+                    "no TrustChain member answered within {} s; dialing the validators with the bundle on disk",
+                    FIRST_TRUST_SYNC.as_secs()
+                );
+            }
             service.register_sync(&endpoint);
             service.spawn_validator(
                 endpoint.clone(),

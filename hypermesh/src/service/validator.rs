@@ -790,6 +790,13 @@ impl ValidatorTask {
                     let mut app = super::lock(&app);
                     let result = app.commit(&block, &hash, &certificate, now_ms()).map(|c| {
                         service.on_block_committed(&c);
+                        info!(
+                            height = c.block.header.height,
+                            round = certificate.round,
+                            txs = c.block.txs.len(),
+                            hash = %stoq::crypto::hex(&c.hash[..6]),
+                            "committed"
+                        );
                         (c.block.header.height, app.validators())
                     });
                     let _ = inputs.blocking_send(Input::Committed(result));

@@ -140,9 +140,15 @@ impl ClientCertVerifier for StackVerifier {
             .verify(end_entity, intermediates, &KeyPurpose::Client, system_time(now));
         match verdict {
             Ok(_) => Ok(ClientCertVerified::assertion()),
-            Err(_) if self.self_signed_clients && intermediates.is_empty() => {
-                verify_self_signed(end_entity, self.chain.algorithms(), system_time(now)).map_err(to_rustls)?;
-                Ok(ClientCertVerified::assertion())
+            Err(e) if self.self_signed_clients && intermediates.is_empty() => {
+                match verify_self_signed(end_entity, self.chain.algorithms(), system_time(now)) {
+                    Ok(()) => Ok(ClientCertVerified::assertion()),
+                    // Not self-signed: the chain's verdict (expired,
+                    // revoked, issued by a CA we do not know yet, ...) is
+                    // the one that tells the peer what is wrong.
+                    Err(CertificateError::UnknownIssuer) => Err(to_rustls(e)),
+                    Err(self_signed) => Err(to_rustls(self_signed)),
+                }
             }
             Err(e) => Err(to_rustls(e)),
         }
@@ -209,5 +215,98 @@ pub(crate) fn verify_self_signed(
         Ok(())
     } else {
         Err(CertificateError::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use rustls::pki_types::UnixTime;
+    use rustls::server::danger::ClientCertVerifier;
+    use rustls::CertificateError as R;
+
+    use super::StackVerifier;
+    use crate::crypto::{Algorithm, KeyPair};
+    use crate::pki::POST_QUANTUM_ALGORITHMS as CHAIN_ALGORITHMS;
+    use crate::pki::{issue, CertKind, Certificate, CertificateParams, ChainVerifier, Issuer, TrustAnchors};
+    use crate::tls::{signature_algorithms, SecurityMode};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn root(subject: &str) -> (Certificate, Issuer) {
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        let issuer = Issuer::self_signed(key.clone(), subject).expect("issuer");
+        let root = issue(
+            &CertificateParams::new(CertKind::Root, subject, 10 * DAY),
+            key.public_key(),
+            &issuer,
+        )
+        .expect("root");
+        let issuer = Issuer::from_certificate(&root, key).expect("issuer");
+        (root, issuer)
+    }
+
+    fn client(issuer: &Issuer, params: impl FnOnce(&mut CertificateParams)) -> Certificate {
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        let mut cp = CertificateParams::new(CertKind::Leaf, "CN=client", DAY);
+        params(&mut cp);
+        issue(&cp, key.public_key(), issuer).expect("leaf")
+    }
+
+    fn refusal(v: &StackVerifier, cert: &Certificate) -> Option<R> {
+        let now = UnixTime::since_unix_epoch(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock"));
+        match v.verify_client_cert(cert.der(), &[], now) {
+            Ok(_) => None,
+            Err(rustls::Error::InvalidCertificate(e)) => Some(e),
+            Err(e) => panic!("not a certificate error: {e}"),
+        }
+    }
+
+    /// With unenrolled (self-signed) clients allowed, a CA-issued
+    /// certificate that fails is still refused for its own reason, not as
+    /// "unknown issuer" (the self-signed fallback's verdict).
+    #[test]
+    fn a_failing_issued_certificate_is_refused_for_its_own_reason() {
+        let (ca, issuer) = root("CN=Test Root");
+        let (_, stranger) = root("CN=Other Root");
+        let chain = ChainVerifier::new(TrustAnchors::new([ca]).expect("anchors"), CHAIN_ALGORITHMS);
+        let v =
+            StackVerifier::new(chain, signature_algorithms(SecurityMode::PostQuantum)).allow_self_signed_clients(true);
+        let now = SystemTime::now();
+
+        assert_eq!(refusal(&v, &client(&issuer, |_| {})), None);
+        let expired = client(&issuer, |cp| {
+            cp.not_before = now - 3 * DAY;
+            cp.not_after = now - DAY;
+        });
+        assert_eq!(refusal(&v, &expired), Some(R::Expired));
+        assert_eq!(refusal(&v, &client(&stranger, |_| {})), Some(R::UnknownIssuer));
+        // Same issuer name, another key: the chain says bad signature
+        // (the fallback alone said unknown issuer).
+        let (_, impostor) = root("CN=Test Root");
+        assert_eq!(refusal(&v, &client(&impostor, |_| {})), Some(R::BadSignature));
+
+        let key = KeyPair::generate(Algorithm::FnDsa1024);
+        let own = Issuer::self_signed(key.clone(), "CN=unenrolled").expect("issuer");
+        let unenrolled = issue(
+            &CertificateParams::new(CertKind::Leaf, "CN=unenrolled", DAY),
+            key.public_key(),
+            &own,
+        )
+        .expect("self-signed");
+        assert_eq!(refusal(&v, &unenrolled), None);
+        let old = issue(
+            &{
+                let mut cp = CertificateParams::new(CertKind::Leaf, "CN=unenrolled", DAY);
+                cp.not_before = now - 3 * DAY;
+                cp.not_after = now - DAY;
+                cp
+            },
+            key.public_key(),
+            &own,
+        )
+        .expect("self-signed");
+        assert_eq!(refusal(&v, &old), Some(R::Expired));
     }
 }

@@ -37,6 +37,8 @@ pub struct Cluster {
     pub policy: Policy,
     /// DNS (UDP/TCP, DoQ) port per member, when enabled.
     pub dns_ports: Vec<(u16, u16)>,
+    /// Whether members serve DNS (on ephemeral ports).
+    pub dns: bool,
 }
 
 impl Cluster {
@@ -77,17 +79,28 @@ impl Cluster {
             member_dirs: out.member_dirs,
             policy,
             dir,
-            dns_ports: if dns {
-                (0..n).map(|_| (free_port(), free_port())).collect()
-            } else {
-                Vec::new()
-            },
+            dns,
+            dns_ports: Vec::new(),
         };
         for i in 0..n {
             let m = c.start_member(i).await;
+            c.note_started(i, &m);
             c.members.push(Some(m));
         }
         c
+    }
+
+    /// Records the DNS ports member `i` (just started as `m`) was given:
+    /// they are ephemeral, so that a restart cannot collide with a port
+    /// another test took meanwhile.
+    pub fn note_started(&mut self, i: usize, m: &MemberNode) {
+        if let Some((udp, doq)) = m.dns_addrs() {
+            let ports = (udp.port(), doq.map_or(0, |a| a.port()));
+            match self.dns_ports.get_mut(i) {
+                Some(p) => *p = ports,
+                None => self.dns_ports.push(ports),
+            }
+        }
     }
 
     pub fn config(&self, i: usize) -> MemberConfig {
@@ -97,9 +110,9 @@ impl Cluster {
             http_listen: None,
             policy: self.policy.clone(),
             sync_interval_ms: 500,
-            dns: self.dns_ports.get(i).map(|(udp, doq)| trustchain::dns::DnsConfig {
-                listen: SocketAddr::from((Ipv6Addr::LOCALHOST, *udp)),
-                doq_listen: Some(SocketAddr::from((Ipv6Addr::LOCALHOST, *doq))),
+            dns: self.dns.then(|| trustchain::dns::DnsConfig {
+                listen: SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+                doq_listen: Some(SocketAddr::from((Ipv6Addr::LOCALHOST, 0))),
                 ..Default::default()
             }),
             ..MemberConfig::default()
