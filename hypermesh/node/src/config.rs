@@ -41,6 +41,8 @@ pub(crate) struct NodeConfig {
     pub(crate) mempool: MempoolSection,
     /// State versions kept readable and provable.
     pub(crate) state_history: u64,
+    /// The chain database's page cache, MiB.
+    pub(crate) db_cache_mib: usize,
     /// How often to poll TrustChain for checkpoints and revocations (ms).
     pub(crate) trust_sync_interval_ms: u64,
     /// BFT consensus with the other validators.
@@ -159,6 +161,7 @@ impl Default for NodeConfig {
             production: Production::default(),
             mempool: MempoolSection::default(),
             state_history: hypermesh::chain::ChainConfig::default().state_history,
+            db_cache_mib: hypermesh::chain::DEFAULT_CACHE_BYTES >> 20,
             trust_sync_interval_ms: 5_000,
             consensus: ConsensusSection::default(),
         }
@@ -230,6 +233,9 @@ impl NodeConfig {
         }
         if self.state_history == 0 {
             bail!("state_history must be at least 1");
+        }
+        if self.db_cache_mib == 0 {
+            bail!("db_cache_mib must be at least 1");
         }
         if let Some(p) = self.consensus.peers.iter().find(|p| !p.addr.is_ipv6()) {
             bail!("consensus peer {} is not IPv6: the stack runs on IPv6 only", p.addr);

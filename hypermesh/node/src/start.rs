@@ -110,6 +110,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         &genesis,
         ChainConfig {
             state_history: config.state_history,
+            cache_bytes: config.db_cache_mib.saturating_mul(1 << 20),
         },
     )
     .with_context(|| format!("opening the chain in {}", db_path.display()))?;

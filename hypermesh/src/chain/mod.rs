@@ -55,11 +55,24 @@ pub struct ChainConfig {
     /// Historical state versions kept readable and provable (older ones are
     /// pruned as blocks commit); at least 1.
     pub state_history: u64,
+    /// The database's own page cache, in bytes (the OS caches the file
+    /// as well). Default [`DEFAULT_CACHE_BYTES`].
+    pub cache_bytes: usize,
 }
+
+/// The database page cache a chain opens with by default: 64 MiB, not
+/// redb's 1 GiB. Under a flood of transfers, 4 validators spent about 6 %
+/// less CPU with it (`hypermesh bench consensus`, 225-234 us per transfer
+/// against 242-251 us, two runs each): a large cache kept allocating fresh
+/// pages for every block's writes.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for ChainConfig {
     fn default() -> Self {
-        ChainConfig { state_history: 10_000 }
+        ChainConfig {
+            state_history: 10_000,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
     }
 }
 
@@ -153,7 +166,10 @@ impl Chain {
     /// missing, started from `genesis`), with its block log beside it
     /// (`path` with the extension `blocks`).
     pub fn open(path: &Path, runtime: Runtime, genesis: &Genesis, config: ChainConfig) -> Result<Chain> {
-        let db = Database::create(path).map_err(|e| Error::Store(format!("opening {}: {e}", path.display())))?;
+        let db = Database::builder()
+            .set_cache_size(config.cache_bytes)
+            .create(path)
+            .map_err(|e| Error::Store(format!("opening {}: {e}", path.display())))?;
         let log = BlockLog::open(&path.with_extension("blocks"))?;
         tracing::debug!(direct_io = log.is_direct(), "block log opened");
         Self::open_db(Arc::new(db), log, runtime, genesis, config)

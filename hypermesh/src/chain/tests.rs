@@ -390,7 +390,13 @@ fn the_same_blocks_give_the_same_roots_on_two_fresh_nodes() {
 #[test]
 fn state_older_than_the_history_window_is_pruned() {
     let n = net();
-    let chain = mem_chain(&n, ChainConfig { state_history: 2 });
+    let chain = mem_chain(
+        &n,
+        ChainConfig {
+            state_history: 2,
+            ..ChainConfig::default()
+        },
+    );
     let carol = account(&n.users[2]);
     for h in 0..4u64 {
         produce(&chain, &n, 2_000 + h * 1_000, &[transfer(&n.users[0], h, &carol, 1)]);

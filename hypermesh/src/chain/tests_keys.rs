@@ -248,7 +248,13 @@ fn a_pending_child_survives_its_parent_committing_with_a_one_version_history() {
     // below it, which the two-layer reader of block 2 would start from.
     let n = net();
     let (validator, users) = (&n.validator, &n.users);
-    let a = mem_chain(&n, ChainConfig { state_history: 1 });
+    let a = mem_chain(
+        &n,
+        ChainConfig {
+            state_history: 1,
+            ..ChainConfig::default()
+        },
+    );
     let (p1, second) = first_block_and_second_txs(&a, validator, users);
     let pending1 = a.pending(None, &p1.executed).expect("pending 1");
     let p2 = a
