@@ -16,6 +16,7 @@ pub mod client;
 pub mod codec;
 pub mod consensus;
 pub mod error;
+mod fast_map;
 pub mod mempool;
 pub mod modules;
 pub mod pow;

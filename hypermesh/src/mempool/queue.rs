@@ -8,7 +8,9 @@
 //! queue rather than patched.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fast_map::FastMap;
 
 use crate::codec::Hash;
 use crate::types::{AccountId, CheckedTx};
@@ -105,8 +107,8 @@ pub(super) struct Journal {
 /// Everything the pool holds.
 #[derive(Debug, Default)]
 pub(super) struct Pool {
-    pub(super) senders: HashMap<AccountId, Sender>,
-    pub(super) by_hash: HashMap<Hash, (AccountId, u64)>,
+    pub(super) senders: FastMap<AccountId, Sender>,
+    pub(super) by_hash: FastMap<Hash, (AccountId, u64)>,
     /// (expiry height, seq) of every transaction.
     pub(super) by_expiry: BTreeMap<(u64, u64), (AccountId, u64)>,
     /// The last transaction of each sender whose queue has a gap.

@@ -6,7 +6,9 @@
 //! transaction leaves no partial writes (its fee, charged in a layer
 //! below, stays charged).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fast_map::FastMap;
 
 use stoq::crypto::PublicKey;
 
@@ -40,7 +42,7 @@ impl StateRead for MemState {
 /// again).
 pub struct CachedRead<'a, S: ?Sized> {
     state: &'a S,
-    cache: std::cell::RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    cache: std::cell::RefCell<FastMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl<'a, S: StateRead + ?Sized> CachedRead<'a, S> {
@@ -48,7 +50,7 @@ impl<'a, S: StateRead + ?Sized> CachedRead<'a, S> {
     pub fn new(state: &'a S) -> Self {
         CachedRead {
             state,
-            cache: std::cell::RefCell::new(HashMap::new()),
+            cache: std::cell::RefCell::new(FastMap::default()),
         }
     }
 }
@@ -97,7 +99,7 @@ pub struct Ctx<'a> {
     /// What was read from `state` (which does not change during a block):
     /// a key read again (a sender's balance, nonce, locks, by the checks,
     /// the fee and the call) is not looked up in the store again.
-    read_cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    read_cache: FastMap<Vec<u8>, Option<Vec<u8>>>,
     layers: Vec<WriteSet>,
     gas: Option<GasMeter>,
     events: Vec<Event>,
@@ -118,7 +120,7 @@ impl<'a> Ctx<'a> {
     pub fn new(state: &'a dyn StateRead, block: BlockInfo, native_denom: String) -> Self {
         Ctx {
             state,
-            read_cache: HashMap::new(),
+            read_cache: FastMap::default(),
             layers: vec![WriteSet::new()],
             gas: None,
             events: Vec::new(),
