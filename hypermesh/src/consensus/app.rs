@@ -167,10 +167,15 @@ impl BlockApp {
     /// membership, age, not yet punished), so forged evidence naming a
     /// real offender cannot take that offender's place in the queue.
     /// Returns whether it was queued: `Ok(false)` for evidence against an
-    /// offence already queued, or a full queue.
+    /// offence already queued or already punished (copies gossiped late),
+    /// or a full queue.
     pub fn add_evidence(&mut self, evidence: Evidence) -> Result<bool> {
         let key = (evidence.offender(), evidence.height());
         if self.evidence.iter().any(|e| (e.offender(), e.height()) == key) {
+            return Ok(false);
+        }
+        let reader = self.chain.state().reader(self.chain.tip().height)?;
+        if staking::punished(&reader, &key.0 .0, key.1)? {
             return Ok(false);
         }
         // The earliest block that could carry it: the next one, or the

@@ -790,13 +790,15 @@ impl ValidatorTask {
                     let mut app = super::lock(&app);
                     let result = app.commit(&block, &hash, &certificate, now_ms()).map(|c| {
                         service.on_block_committed(&c);
-                        info!(
-                            height = c.block.header.height,
-                            round = certificate.round,
-                            txs = c.block.txs.len(),
-                            hash = %stoq::crypto::hex(&c.hash[..6]),
-                            "committed"
-                        );
+                        let (height, txs) = (c.block.header.height, c.block.txs.len());
+                        let hash = stoq::crypto::hex(&c.hash[..6]);
+                        // Empty blocks every few hundred ms would drown the
+                        // log: they, and only they, are at debug.
+                        if txs > 0 || certificate.round > 0 {
+                            info!(height, round = certificate.round, txs, %hash, "committed");
+                        } else {
+                            debug!(height, %hash, "committed an empty block");
+                        }
                         (c.block.header.height, app.validators())
                     });
                     let _ = inputs.blocking_send(Input::Committed(result));
