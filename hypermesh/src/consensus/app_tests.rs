@@ -124,20 +124,13 @@ fn a_transaction_with_too_little_work_is_refused() {
 /// Two conflicting prevotes for `height`, round 0, naming node
 /// `offender` as their author, signed with node `signer`'s key.
 fn double_vote(sim: &Sim, offender: usize, signer: usize, height: u64) -> Evidence {
-    use super::context::{BlockId, ConsensusSignature, Height, Vote};
-    use super::signing::vote_bytes;
-    use malachite_types::{NilOrVal, Round, SignedMessage, VoteType};
+    use super::context::{BlockId, Height, HmContext};
+    use super::signing::sign_vote;
+    use malachite_types::{Context, NilOrVal, Round};
     let address = sim.address(offender);
     let [a, b] = [NilOrVal::Nil, NilOrVal::Val(BlockId([7; 32]))].map(|value| {
-        let vote = Vote {
-            vote_type: VoteType::Prevote,
-            height: Height(height),
-            round: Round::new(0),
-            value,
-            validator: address,
-        };
-        let signature = sim.key(signer).sign(&vote_bytes("sim", &vote)).expect("sign");
-        SignedMessage::new(vote, ConsensusSignature(signature))
+        let vote = HmContext::new("sim").new_prevote(Height(height), Round::new(0), value, address);
+        sign_vote(sim.key(signer), "sim", vote).expect("sign")
     });
     Evidence::DoubleVote(a, b)
 }

@@ -11,9 +11,9 @@ use std::borrow::Cow;
 
 use malachite_types::{
     CertificateError, CommitCertificate as EngineCommitCertificate, NilOrVal, PolkaCertificate, Round,
-    RoundCertificate, RoundCertificateType, ThresholdParam, ThresholdParams, VoteType, VotingPower,
+    RoundCertificate, RoundCertificateType, SignedMessage, ThresholdParam, ThresholdParams, VoteType, VotingPower,
 };
-use stoq::crypto::{PublicKey, Signature};
+use stoq::crypto::{KeyPair, PublicKey, Signature};
 
 use super::context::{Address, BlockId, ConsensusSignature, HmContext, Proposal, ValidatorSet, Vote};
 use crate::chain::{vote_signing_bytes, CommitCertificate, CommitSignature, VoteKind};
@@ -64,6 +64,15 @@ fn kind(t: VoteType) -> VoteKind {
 /// real round reaches, so it can never collide with one.
 pub(crate) fn round_u32(round: Round) -> u32 {
     round.as_u32().unwrap_or(u32::MAX)
+}
+
+/// `vote` signed with `key` for `chain_id`, as a validator gossips it (the
+/// bench and the tests sign conflicting votes with it).
+pub fn sign_vote(key: &KeyPair, chain_id: &str, vote: Vote) -> Result<SignedMessage<HmContext, Vote>> {
+    let signature = key
+        .sign(&vote_bytes(chain_id, &vote))
+        .map_err(|e| Error::Signing(e.to_string()))?;
+    Ok(SignedMessage::new(vote, ConsensusSignature(signature)))
 }
 
 /// Whether `signature` by `key` over `bytes` verifies.

@@ -13,7 +13,7 @@ mod build;
 mod cert;
 mod tbs;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod verify;
 
 pub use algorithms::{Falcon1024Verify, COMPAT_ALGORITHMS, FALCON1024, POST_QUANTUM_ALGORITHMS};

@@ -4,18 +4,20 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::crypto::{Algorithm, KeyPair};
 
-const DAY: Duration = Duration::from_secs(86_400);
+pub(crate) const DAY: Duration = Duration::from_secs(86_400);
 
-struct Pki {
-    root: Certificate,
-    issuer: Issuer,
+/// A test root and the issuer signing with it (also used by the TLS
+/// verifier's tests).
+pub(crate) struct Pki {
+    pub(crate) root: Certificate,
+    pub(crate) issuer: Issuer,
 }
 
 fn pki(alg: Algorithm) -> Pki {
     pki_named(alg, "CN=Test Root,O=Stack,C=NL")
 }
 
-fn pki_named(alg: Algorithm, subject: &str) -> Pki {
+pub(crate) fn pki_named(alg: Algorithm, subject: &str) -> Pki {
     let key = KeyPair::generate(alg);
     let issuer = Issuer::self_signed(key.clone(), subject).unwrap();
     let root = issue(
@@ -28,7 +30,7 @@ fn pki_named(alg: Algorithm, subject: &str) -> Pki {
     Pki { root, issuer }
 }
 
-fn leaf(p: &Pki, names: &[&str], params: impl FnOnce(&mut CertificateParams)) -> Certificate {
+pub(crate) fn leaf(p: &Pki, names: &[&str], params: impl FnOnce(&mut CertificateParams)) -> Certificate {
     let key = KeyPair::generate(Algorithm::FnDsa1024);
     let mut cp = CertificateParams::new(CertKind::Leaf, "CN=node", DAY).with_dns_names(names.iter().copied());
     params(&mut cp);

@@ -220,7 +220,7 @@ pub(crate) fn verify_self_signed(
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, SystemTime};
+    use std::time::SystemTime;
 
     use rustls::pki_types::UnixTime;
     use rustls::server::danger::ClientCertVerifier;
@@ -228,31 +228,10 @@ mod tests {
 
     use super::StackVerifier;
     use crate::crypto::{Algorithm, KeyPair};
+    use crate::pki::tests::{leaf, pki_named, DAY};
     use crate::pki::POST_QUANTUM_ALGORITHMS as CHAIN_ALGORITHMS;
     use crate::pki::{issue, CertKind, Certificate, CertificateParams, ChainVerifier, Issuer, TrustAnchors};
     use crate::tls::{signature_algorithms, SecurityMode};
-
-    const DAY: Duration = Duration::from_secs(86_400);
-
-    fn root(subject: &str) -> (Certificate, Issuer) {
-        let key = KeyPair::generate(Algorithm::FnDsa1024);
-        let issuer = Issuer::self_signed(key.clone(), subject).expect("issuer");
-        let root = issue(
-            &CertificateParams::new(CertKind::Root, subject, 10 * DAY),
-            key.public_key(),
-            &issuer,
-        )
-        .expect("root");
-        let issuer = Issuer::from_certificate(&root, key).expect("issuer");
-        (root, issuer)
-    }
-
-    fn client(issuer: &Issuer, params: impl FnOnce(&mut CertificateParams)) -> Certificate {
-        let key = KeyPair::generate(Algorithm::FnDsa1024);
-        let mut cp = CertificateParams::new(CertKind::Leaf, "CN=client", DAY);
-        params(&mut cp);
-        issue(&cp, key.public_key(), issuer).expect("leaf")
-    }
 
     fn refusal(v: &StackVerifier, cert: &Certificate) -> Option<R> {
         let now = UnixTime::since_unix_epoch(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock"));
@@ -268,24 +247,24 @@ mod tests {
     /// "unknown issuer" (the self-signed fallback's verdict).
     #[test]
     fn a_failing_issued_certificate_is_refused_for_its_own_reason() {
-        let (ca, issuer) = root("CN=Test Root");
-        let (_, stranger) = root("CN=Other Root");
-        let chain = ChainVerifier::new(TrustAnchors::new([ca]).expect("anchors"), CHAIN_ALGORITHMS);
+        let ca = pki_named(Algorithm::FnDsa1024, "CN=Test Root");
+        let stranger = pki_named(Algorithm::FnDsa1024, "CN=Other Root");
+        let chain = ChainVerifier::new(TrustAnchors::new([ca.root.clone()]).expect("anchors"), CHAIN_ALGORITHMS);
         let v =
             StackVerifier::new(chain, signature_algorithms(SecurityMode::PostQuantum)).allow_self_signed_clients(true);
         let now = SystemTime::now();
 
-        assert_eq!(refusal(&v, &client(&issuer, |_| {})), None);
-        let expired = client(&issuer, |cp| {
+        assert_eq!(refusal(&v, &leaf(&ca, &[], |_| {})), None);
+        let expired = leaf(&ca, &[], |cp| {
             cp.not_before = now - 3 * DAY;
             cp.not_after = now - DAY;
         });
         assert_eq!(refusal(&v, &expired), Some(R::Expired));
-        assert_eq!(refusal(&v, &client(&stranger, |_| {})), Some(R::UnknownIssuer));
+        assert_eq!(refusal(&v, &leaf(&stranger, &[], |_| {})), Some(R::UnknownIssuer));
         // Same issuer name, another key: the chain says bad signature
         // (the fallback alone said unknown issuer).
-        let (_, impostor) = root("CN=Test Root");
-        assert_eq!(refusal(&v, &client(&impostor, |_| {})), Some(R::BadSignature));
+        let impostor = pki_named(Algorithm::FnDsa1024, "CN=Test Root");
+        assert_eq!(refusal(&v, &leaf(&impostor, &[], |_| {})), Some(R::BadSignature));
 
         let key = KeyPair::generate(Algorithm::FnDsa1024);
         let own = Issuer::self_signed(key.clone(), "CN=unenrolled").expect("issuer");

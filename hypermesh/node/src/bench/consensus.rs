@@ -37,16 +37,15 @@ use hypermesh::api::NodeApi;
 use hypermesh::chain::{Chain, ChainConfig};
 use hypermesh::client::{build_tx, transfer_call, Client};
 use hypermesh::consensus::app::decode_evidence_list;
-use hypermesh::consensus::context::Vote;
-use hypermesh::consensus::signing::vote_bytes;
+use hypermesh::consensus::signing::sign_vote;
 use hypermesh::consensus::wire::encode_message;
-use hypermesh::consensus::{Address, BlockApp, BlockId, Height, Message};
+use hypermesh::consensus::{Address, BlockApp, BlockId, Height, HmContext, Message};
 use hypermesh::proofs::space::{Plot, SpaceParams};
 use hypermesh::runtime::{ChainParams, ConsensusParams, Genesis, GenesisValidator};
 use hypermesh::service::validator::consensus_topic;
 use hypermesh::service::{NodeService, ServiceApi, ServiceConfig};
 use hypermesh::types::{AccountId, Transaction};
-use malachite_types::{NilOrVal, Round, SignedMessage, VoteType};
+use malachite_types::{Context as _, NilOrVal, Round};
 use stoq::crypto::{Algorithm, KeyPair};
 use stoq::{Endpoint, EndpointConfig};
 use tokio::task::JoinHandle;
@@ -793,21 +792,10 @@ async fn equivocate(net: &Network) -> anyhow::Result<Equivocation> {
     let address = Address(offender.service.account());
     let height = offender.service.chain().tip().height + 2;
     eprintln!("equivocation: the last validator signs two prevotes for height {height}, round 0...");
+    let ctx = HmContext::new(&chain_id);
     let votes = [NilOrVal::Nil, NilOrVal::Val(BlockId(rand::random()))].map(|value| {
-        let vote = Vote {
-            vote_type: VoteType::Prevote,
-            height: Height(height),
-            round: Round::new(0),
-            value,
-            validator: address,
-        };
-        let signature = offender.key.sign(&vote_bytes(&chain_id, &vote));
-        signature.map(|s| {
-            Message::Vote(SignedMessage::new(
-                vote,
-                hypermesh::consensus::context::ConsensusSignature(s),
-            ))
-        })
+        let vote = ctx.new_prevote(Height(height), Round::new(0), value, address);
+        sign_vote(&offender.key, &chain_id, vote).map(Message::Vote)
     });
     let topic = consensus_topic(&chain_id);
     let mut sent = Instant::now();
